@@ -1,0 +1,209 @@
+import { BadJsonError } from "../errors.js";
+import type { Logger } from "../logging.js";
+import type {
+  DeviceLists,
+  DeviceOneTimeKeysCount,
+  DeviceUnusedFallbackKeyTypes,
+  EphemeralEvent,
+  MatrixEvent,
+  ParsedTransaction,
+  ToDeviceEvent,
+} from "./types.js";
+
+type JsonObject = Record<string, unknown>;
+
+/** `unsigned` is optional on the wire; parsing fills it in. */
+type WireRoomEvent = Omit<MatrixEvent, "unsigned"> & { unsigned?: Record<string, unknown> };
+
+/** `?` marks an optional field; an optional field that is present must still have the right type. */
+type FieldRule = "string" | "string?" | "object" | "object?" | "number";
+type FieldRules = Record<string, FieldRule>;
+
+const ROOM_EVENT_RULES: FieldRules = {
+  type: "string",
+  event_id: "string",
+  room_id: "string",
+  sender: "string",
+  state_key: "string?",
+  content: "object",
+  origin_server_ts: "number",
+  unsigned: "object?",
+};
+
+const EPHEMERAL_RULES: FieldRules = {
+  type: "string",
+  content: "object",
+  room_id: "string?",
+  sender: "string?",
+};
+
+const TO_DEVICE_RULES: FieldRules = {
+  type: "string",
+  sender: "string",
+  content: "object",
+  to_user_id: "string",
+  to_device_id: "string",
+};
+
+/** Body keys in order of preference: the stable name first, then the unstable ones Synapse still sends. */
+const KEYS = {
+  ephemeral: ["ephemeral", "de.sorunome.msc2409.ephemeral"],
+  toDevice: ["to_device", "de.sorunome.msc2409.to_device"],
+  deviceLists: ["device_lists", "org.matrix.msc3202.device_lists"],
+  otkCount: [
+    "device_one_time_keys_count",
+    "org.matrix.msc3202.device_one_time_keys_count",
+    // Older MSC3202 spelling; Synapse still sends it alongside the one above.
+    "org.matrix.msc3202.device_one_time_key_counts",
+  ],
+  fallbackKeys: ["device_unused_fallback_key_types", "org.matrix.msc3202.device_unused_fallback_key_types"],
+} as const;
+
+interface ParseState {
+  log: Logger | undefined;
+  dropped: number;
+}
+
+/**
+ * Turns the JSON body of an appservice transaction into typed values.
+ *
+ * Only a body that is not an object, or whose `events` is not an array, is rejected
+ * (`BadJsonError`). Anything smaller that is malformed is dropped with a warning: a 4xx
+ * makes Synapse resend the same transaction forever and stalls everything queued behind it.
+ */
+export function parseTransaction(body: unknown, log?: Logger): ParsedTransaction {
+  if (!isObject(body)) throw new BadJsonError("Transaction body must be a JSON object");
+  if (body.events !== undefined && !Array.isArray(body.events)) {
+    throw new BadJsonError("Transaction field 'events' must be an array");
+  }
+  const state: ParseState = { log, dropped: 0 };
+  const events: MatrixEvent[] = parseEvents<WireRoomEvent>(
+    body.events,
+    "events",
+    ROOM_EVENT_RULES,
+    state,
+  ).map((event) => ({ ...event, unsigned: event.unsigned ?? {} }));
+  const ephemeral = pickFirst(body, KEYS.ephemeral);
+  const toDevice = pickFirst(body, KEYS.toDevice);
+  return {
+    events,
+    ephemeral: parseEvents<EphemeralEvent>(ephemeral.value, ephemeral.key, EPHEMERAL_RULES, state),
+    toDevice: parseEvents<ToDeviceEvent>(toDevice.value, toDevice.key, TO_DEVICE_RULES, state),
+    deviceLists: parseDeviceLists(pickFirst(body, KEYS.deviceLists), state),
+    deviceOneTimeKeysCount: parseTopRecord(pickFirst(body, KEYS.otkCount), otkCountsLeaf, state),
+    deviceUnusedFallbackKeyTypes: parseTopRecord(pickFirst(body, KEYS.fallbackKeys), fallbackLeaf, state),
+    // Last, so every section above has been parsed and counted.
+    dropped: state.dropped,
+  };
+}
+
+function isObject(value: unknown): value is JsonObject {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function pickFirst(body: JsonObject, keys: readonly string[]): { key: string; value: unknown } {
+  for (const key of keys) {
+    if (body[key] !== undefined) return { key, value: body[key] };
+  }
+  return { key: keys[0] ?? "", value: undefined };
+}
+
+/** Names the first problem with `value`, or returns undefined when it satisfies `rules`. */
+function findProblem(value: unknown, rules: FieldRules): string | undefined {
+  if (!isObject(value)) return "not a JSON object";
+  for (const [field, rule] of Object.entries(rules)) {
+    const optional = rule.endsWith("?");
+    const kind = optional ? rule.slice(0, -1) : rule;
+    const fieldValue = value[field];
+    if (fieldValue === undefined) {
+      if (optional) continue;
+      return `missing '${field}'`;
+    }
+    const ok = kind === "object" ? isObject(fieldValue) : typeof fieldValue === kind;
+    if (!ok) return `'${field}' is not a ${kind === "object" ? "JSON object" : kind}`;
+  }
+  return undefined;
+}
+
+function parseEvents<T>(raw: unknown, section: string, rules: FieldRules, state: ParseState): T[] {
+  if (raw === undefined) return [];
+  if (!Array.isArray(raw)) {
+    state.log?.warn({ field: section }, "Ignoring transaction field that is not an array");
+    return [];
+  }
+  const valid: T[] = [];
+  raw.forEach((item: unknown, index) => {
+    const problem = findProblem(item, rules);
+    if (problem === undefined) {
+      valid.push(item as T);
+      return;
+    }
+    state.dropped++;
+    // Identify the event without logging its content.
+    const ids = isObject(item) ? { event_id: item.event_id, type: item.type, room_id: item.room_id } : {};
+    state.log?.warn({ field: section, index, problem, ...ids }, "Dropping malformed event from transaction");
+  });
+  return valid;
+}
+
+function warnField(state: ParseState, path: string, problem: string): void {
+  state.log?.warn({ field: path, problem }, "Ignoring malformed transaction field");
+}
+
+/** Strings in `raw`, dropping any other entries; undefined when `raw` is not an array. */
+function stringList(raw: unknown, path: string, state: ParseState): string[] | undefined {
+  if (!Array.isArray(raw)) return undefined;
+  const strings = raw.filter((entry): entry is string => typeof entry === "string");
+  if (strings.length !== raw.length) warnField(state, path, "dropped entries that are not strings");
+  return strings;
+}
+
+function parseDeviceLists(picked: { key: string; value: unknown }, state: ParseState): DeviceLists {
+  const { key, value } = picked;
+  if (value === undefined) return { changed: [], left: [] };
+  if (!isObject(value)) {
+    warnField(state, key, "not a JSON object");
+    return { changed: [], left: [] };
+  }
+  const list = (name: "changed" | "left"): string[] => {
+    if (value[name] === undefined) return [];
+    const strings = stringList(value[name], `${key}.${name}`, state);
+    if (strings === undefined) warnField(state, `${key}.${name}`, "not an array");
+    return strings ?? [];
+  };
+  return { changed: list("changed"), left: list("left") };
+}
+
+/** Parses one value of a nested record; undefined drops that entry. */
+type Leaf<T> = (value: unknown, path: string, state: ParseState) => T | undefined;
+
+function recordOf<T>(leaf: Leaf<T>): Leaf<Record<string, T>> {
+  return (value, path, state) => {
+    if (!isObject(value)) return undefined;
+    const entries: [string, T][] = [];
+    for (const [key, entry] of Object.entries(value)) {
+      const parsed = leaf(entry, `${path}.${key}`, state);
+      if (parsed === undefined) warnField(state, `${path}.${key}`, "wrong type");
+      else entries.push([key, parsed]);
+    }
+    // fromEntries defines own properties, so a "__proto__" key cannot reach a prototype.
+    return Object.fromEntries(entries);
+  };
+}
+
+const keyCount: Leaf<number> = (value) =>
+  typeof value === "number" && Number.isInteger(value) && value >= 0 ? value : undefined;
+
+const otkCountsLeaf = recordOf(recordOf(recordOf(keyCount)));
+const fallbackLeaf = recordOf(recordOf(stringList));
+
+function parseTopRecord<T>(
+  picked: { key: string; value: unknown },
+  leaf: Leaf<Record<string, T>>,
+  state: ParseState,
+): Record<string, T> {
+  if (picked.value === undefined) return {};
+  const parsed = leaf(picked.value, picked.key, state);
+  if (parsed === undefined) warnField(state, picked.key, "not a JSON object");
+  return parsed ?? {};
+}
