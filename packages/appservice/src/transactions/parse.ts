@@ -1,14 +1,6 @@
 import { BadJsonError } from "../errors.js";
 import type { Logger } from "../logging.js";
-import type {
-  DeviceLists,
-  DeviceOneTimeKeysCount,
-  DeviceUnusedFallbackKeyTypes,
-  EphemeralEvent,
-  MatrixEvent,
-  ParsedTransaction,
-  ToDeviceEvent,
-} from "./types.js";
+import type { DeviceLists, EphemeralEvent, MatrixEvent, ParsedTransaction, ToDeviceEvent } from "./types.js";
 
 type JsonObject = Record<string, unknown>;
 

@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
-import { Writable } from "node:stream";
 import { BadJsonError } from "../../src/errors.js";
-import { createLogger, type Logger } from "../../src/logging.js";
 import { parseTransaction } from "../../src/transactions/parse.js";
+import { capturingLogger } from "../transport/helpers.js";
 
 function roomEvent(overrides: Record<string, unknown> = {}): Record<string, unknown> {
   return {
@@ -15,18 +14,6 @@ function roomEvent(overrides: Record<string, unknown> = {}): Record<string, unkn
     unsigned: { age: 12 },
     ...overrides,
   };
-}
-
-/** A logger whose JSON lines land in `lines`, for asserting what was warned about. */
-function capturingLogger(): { log: Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      for (const line of chunk.toString().split("\n")) if (line) lines.push(JSON.parse(line));
-      callback();
-    },
-  });
-  return { log: createLogger({ level: "debug", destination }), lines };
 }
 
 const empty = {

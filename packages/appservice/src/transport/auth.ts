@@ -1,0 +1,52 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { Middleware } from "koa";
+import { ForbiddenError, MissingTokenError } from "../errors.js";
+
+/**
+ * Compares a presented token with the expected one in constant time. Both sides are
+ * hashed first so that neither the comparison nor an early length check leaks the length.
+ */
+export function createTokenCheck(expected: string): (presented: string) => boolean {
+  const expectedDigest = sha256(expected);
+  return (presented) => timingSafeEqual(sha256(presented), expectedDigest);
+}
+
+function sha256(value: string): Buffer {
+  return createHash("sha256").update(value, "utf8").digest();
+}
+
+/** The token of an `Authorization: Bearer …` header; undefined when there is none. */
+export function bearerToken(header: string | undefined): string | undefined {
+  const match = header?.match(/^Bearer\s+(\S+)\s*$/i);
+  return match?.[1];
+}
+
+/**
+ * Koa middleware that lets a request through only with the homeserver's `hs_token`.
+ * Missing token → 401 `M_MISSING_TOKEN`; wrong token → 403 `M_FORBIDDEN`.
+ *
+ * The legacy `?access_token=` is accepted when the header is absent or carries the same
+ * token (spec: "Application services should ensure both match if both are provided").
+ */
+export function requireHsToken(hsToken: string): Middleware {
+  const matches = createTokenCheck(hsToken);
+  return async (ctx, next) => {
+    const fromHeader = bearerToken(ctx.get("Authorization") || undefined);
+    const fromQuery = ctx.query.access_token;
+    if (Array.isArray(fromQuery)) throw new ForbiddenError("More than one access_token query parameter");
+    if (fromHeader === undefined && fromQuery === undefined) {
+      throw new MissingTokenError("Missing hs_token: send an Authorization: Bearer header");
+    }
+    if (fromHeader !== undefined && !matches(fromHeader)) {
+      throw new ForbiddenError("Bad hs_token in the Authorization header");
+    }
+    if (fromQuery !== undefined && !matches(fromQuery)) {
+      throw new ForbiddenError(
+        fromHeader === undefined
+          ? "Bad hs_token in the access_token query parameter"
+          : "The access_token query parameter does not match the Authorization header",
+      );
+    }
+    await next();
+  };
+}
