@@ -51,7 +51,10 @@ export function compilePythonRegex(pattern: string): RegExp {
   try {
     return new RegExp(source, flags);
   } catch (err) {
-    throw new RegexTranslationError((err as Error).message.replace(/^Invalid regular expression: /, ""));
+    // V8 says "Invalid regular expression: /<translated source>/<flags>: <reason>"; the
+    // translated source would only confuse, since the operator wrote the Python one.
+    const reason = (err as Error).message.replace(/^Invalid regular expression: \/.*\/[a-z]*: /s, "");
+    throw new RegexTranslationError(reason);
   }
 }
 

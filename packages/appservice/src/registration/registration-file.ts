@@ -59,7 +59,7 @@ export function parseRegistration(yamlText: string, sourceName: string): Registr
 }
 
 /** Validates an in-memory registration (for example one a bridge built by hand). */
-export function validateRegistration(value: unknown, sourceName = "registration"): Registration {
+export function validateRegistration(value: unknown, sourceName = "(in memory)"): Registration {
   return checkRegistration({ value, sourceName, lineOf: () => undefined });
 }
 
@@ -119,7 +119,7 @@ const KEY_ORDER = [
 
 /** The registration as YAML text, validated first so an invalid one is never written. */
 export function stringifyRegistration(reg: Registration): string {
-  validateRegistration(structuredClone(reg));
+  validateRegistration(structuredClone(reg), "(not written)");
   const ordered: Record<string, unknown> = {};
   for (const key of KEY_ORDER) if (reg[key] !== undefined) ordered[key] = reg[key];
   for (const [key, value] of Object.entries(reg)) if (!(key in ordered)) ordered[key] = value;
@@ -127,7 +127,9 @@ export function stringifyRegistration(reg: Registration): string {
   doc.commentBefore =
     " Appservice registration. It holds the as_token and hs_token: keep it private.\n" +
     " Give its path to the homeserver (Synapse: app_service_config_files) and restart it.";
-  return doc.toString({ lineWidth: 0 });
+  // Quoting every string value keeps PyYAML (YAML 1.1, what Synapse uses) from reading a
+  // value such as `on`, `no` or `0777` as a boolean or number.
+  return doc.toString({ lineWidth: 0, defaultStringType: "QUOTE_SINGLE", defaultKeyType: "PLAIN" });
 }
 
 /**

@@ -9,7 +9,7 @@ import {
   parseConfig,
 } from "../../src/config/index.js";
 import { ConfigError } from "../../src/errors.js";
-import { useTempDir } from "./temp-dir.js";
+import { assertHasProblem, configProblems, useTempDir } from "./helpers.js";
 
 const MINIMAL = `homeserver:
   url: http://localhost:8008
@@ -37,23 +37,12 @@ const ircSchema = extendCoreConfigSchema({
   },
 });
 
-function problemsOf(text: string, schema: JSONSchema = coreConfigSchema): string[] {
-  try {
-    parseConfig(text, "bridge.yaml", schema);
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, String(err));
-    assert.match(err.message, /^Invalid config file bridge\.yaml/);
-    return err.problems;
-  }
-  assert.fail("config was accepted");
-}
-
-function assertProblem(text: string, expected: string, schema?: JSONSchema): void {
-  const problems = problemsOf(text, schema);
-  assert.ok(
-    problems.includes(expected),
-    `expected ${JSON.stringify(expected)} among:\n${problems.join("\n")}`,
+function assertProblem(text: string, expected: string, schema: JSONSchema = coreConfigSchema): void {
+  const problems = configProblems(
+    () => parseConfig(text, "bridge.yaml", schema),
+    /^Invalid config file bridge\.yaml/,
   );
+  assertHasProblem(problems, expected, true);
 }
 
 describe("loadConfig", () => {

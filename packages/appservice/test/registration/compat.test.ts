@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { AppServiceRegistration } from "matrix-appservice/lib/app-service-registration.js";
@@ -8,7 +9,7 @@ import {
   NamespaceMatcher,
   writeRegistration,
 } from "../../src/registration/index.js";
-import { useTempDir } from "../config/temp-dir.js";
+import { useTempDir } from "../config/helpers.js";
 
 // The YAML parser matrix-appservice itself uses (its own js-yaml 4), so files are read
 // exactly as matrix-appservice-bridge reads them.
@@ -136,5 +137,71 @@ org.example.custom:
     // The table exercises both answers, not just one.
     assert.ok(users.some((u) => matcher.isUserInNamespace(u)));
     assert.ok(users.some((u) => !matcher.isUserInNamespace(u)));
+  });
+});
+
+/** Runs a Python snippet with JSON on stdin; undefined when python3 (or PyYAML) is missing. */
+function runPython(script: string, input: unknown): unknown {
+  const result = spawnSync("python3", ["-c", script], { input: JSON.stringify(input), encoding: "utf8" });
+  if (result.error || result.status !== 0) return undefined;
+  return JSON.parse(result.stdout);
+}
+
+describe("compatibility with Synapse's Python", () => {
+  it("re.match agrees with NamespaceMatcher on a table of regexes and IDs", function () {
+    const cases: [string, string][] = [
+      ["@_irc_.*", "@_irc_bob:example.org"],
+      ["_irc_", "@_irc_bob"],
+      ["@_irc_bob", "@_irc_bobby:example.org"],
+      ["@_irc_.*:example\\.org", "@_irc_bob:example.org.evil.net"],
+      ["^@_irc_.*:example\\.org$", "@_irc_bob:example.org.evil.net"],
+      ["@(?P<p>x)(?P=p)", "@xx"],
+      ["@foo\\Z", "@fooZ"],
+      ["(?i)@FOO", "@foo"],
+      ["(?m)^@x", "a\n@x"],
+      ["[]a]", "]"],
+    ];
+    const python = runPython(
+      "import json, re, sys\nprint(json.dumps([bool(re.match(r, s)) for r, s in json.load(sys.stdin)]))",
+      cases,
+    ) as boolean[] | undefined;
+    if (!python) return this.skip();
+    cases.forEach(([regex, id], i) => {
+      const matcher = new NamespaceMatcher(
+        {
+          id: "t",
+          url: null,
+          as_token: "a",
+          hs_token: "h",
+          sender_localpart: "b",
+          namespaces: { users: [{ exclusive: true, regex }], aliases: [], rooms: [] },
+        },
+        "example.org",
+      );
+      assert.equal(matcher.isUserInNamespace(id), python[i], `${regex} vs ${JSON.stringify(id)}`);
+    });
+  });
+
+  const tmp = useTempDir();
+
+  it("PyYAML (YAML 1.1) reads a written registration exactly as we do", async function () {
+    const reg = {
+      ...generateRegistration({
+        url: "http://h:1",
+        senderLocalpart: "b",
+        userPrefix: "_x_",
+        serverName: "hs",
+      }),
+      // Plain scalars that YAML 1.1 would read as booleans and numbers.
+      "x-flags": ["on", "no", "y", "0777", "1_000", "12:30"],
+    };
+    const path = tmp.file("reg.yaml");
+    await writeRegistration(path, reg);
+    const python = runPython(
+      "import json, sys, yaml\nprint(json.dumps(yaml.safe_load(open(json.load(sys.stdin)))))",
+      path,
+    );
+    if (python === undefined) return this.skip();
+    assert.deepEqual(python, reg);
   });
 });

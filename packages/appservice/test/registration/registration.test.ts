@@ -11,7 +11,7 @@ import {
   validateRegistration,
   writeRegistration,
 } from "../../src/registration/index.js";
-import { useTempDir } from "../config/temp-dir.js";
+import { assertHasProblem, configProblems, useTempDir } from "../config/helpers.js";
 
 const VALID = `id: testbridge
 url: "http://127.0.0.1:9999"
@@ -33,24 +33,11 @@ namespaces:
   rooms: []
 `;
 
-/** Parses and returns the ConfigError's problem lines; fails the test if the text is accepted. */
-function problemsOf(yamlText: string): string[] {
-  try {
-    parseRegistration(yamlText, "reg.yaml");
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
-    assert.match(err.message, /reg\.yaml/);
-    return err.problems;
-  }
-  assert.fail("registration was accepted");
-}
+const problemsOf = (yamlText: string) =>
+  configProblems(() => parseRegistration(yamlText, "reg.yaml"), /reg\.yaml/);
 
 function assertProblem(yamlText: string, expected: string): void {
-  const problems = problemsOf(yamlText);
-  assert.ok(
-    problems.some((p) => p.includes(expected)),
-    `expected a problem containing ${JSON.stringify(expected)}, got:\n${problems.join("\n")}`,
-  );
+  assertHasProblem(problemsOf(yamlText), expected);
 }
 
 describe("registration parsing", () => {
@@ -93,70 +80,56 @@ describe("registration parsing", () => {
     assertProblem(VALID.replace(/namespaces:[\s\S]*$/, ""), "namespaces: is required");
   });
 
-  it("names the field path and line of each type error", () => {
-    assertProblem(
-      VALID.replace('regex: "@_irc_.*:localhost"', "regex: 5"),
-      "namespaces.users[0].regex: must be a string (line 14)",
-    );
-    assertProblem(
-      VALID.replace('url: "http://127.0.0.1:9999"', "url: 5"),
-      "url: must be a string or null (line 2)",
-    );
-    assertProblem(
-      VALID.replace("rate_limited: false", "rate_limited: 1"),
-      "rate_limited: must be a boolean (line 6)",
-    );
-    assertProblem(
-      VALID.replace('protocols: ["irc"]', "protocols: irc"),
-      "protocols: must be an array (line 10)",
-    );
-    assertProblem(
-      VALID.replace('protocols: ["irc"]', "protocols: [irc, 3]"),
-      "protocols[1]: must be a string",
-    );
-    assertProblem(
-      VALID.replace("org.matrix.msc3202: true", 'org.matrix.msc3202: "true"'),
+  // [text to replace in VALID, replacement, expected problem]
+  const edits: [string, string, string][] = [
+    ['regex: "@_irc_.*:localhost"', "regex: 5", "namespaces.users[0].regex: must be a string (line 14)"],
+    ['url: "http://127.0.0.1:9999"', "url: 5", "url: must be a string or null (line 2)"],
+    ["rate_limited: false", "rate_limited: 1", "rate_limited: must be a boolean (line 6)"],
+    ['protocols: ["irc"]', "protocols: irc", "protocols: must be an array (line 10)"],
+    ['protocols: ["irc"]', "protocols: [irc, 3]", "protocols[1]: must be a string (line 10)"],
+    [
+      "org.matrix.msc3202: true",
+      'org.matrix.msc3202: "true"',
       "org.matrix.msc3202: must be a boolean (line 8)",
-    );
-    assertProblem(
-      VALID.replace("  rooms: []", "  rooms: {}"),
-      "namespaces.rooms: must be an array (line 18)",
-    );
-  });
-
-  it("hints at true/false when a YAML 1.1 boolean was written", () => {
-    assertProblem(
-      VALID.replace('    - exclusive: true\n      regex: "@', '    - exclusive: yes\n      regex: "@'),
+    ],
+    ["  rooms: []", "  rooms: {}", "namespaces.rooms: must be an array (line 18)"],
+    // A YAML 1.1 boolean, which PyYAML would read as true: hint at what to write.
+    [
+      '    - exclusive: true\n      regex: "@',
+      '    - exclusive: yes\n      regex: "@',
       "namespaces.users[0].exclusive: must be a boolean (write true or false) (line 13)",
-    );
-  });
-
-  it("requires both keys of a namespace entry and points at the entry", () => {
-    assertProblem(
-      VALID.replace('    - exclusive: true\n      regex: "#', '    - regex: "#'),
+    ],
+    // A missing key of a namespace entry points at the entry.
+    [
+      '    - exclusive: true\n      regex: "#',
+      '    - regex: "#',
       "namespaces.aliases[0].exclusive: is required (line 16)",
-    );
-  });
-
-  it("checks values, not just types", () => {
-    assertProblem(
-      VALID.replace('url: "http://127.0.0.1:9999"', "url: 127.0.0.1:9999"),
-      "url: must be an http",
-    );
-    assertProblem(
-      VALID.replace('as_token: "as_token_test_0123456789"', 'as_token: ""'),
-      "as_token: must not be empty",
-    );
-    assertProblem(
-      VALID.replace('sender_localpart: "_bridge_bot"', 'sender_localpart: "Bridge Bot"'),
+    ],
+    // Values, not just types.
+    [
+      'url: "http://127.0.0.1:9999"',
+      "url: 127.0.0.1:9999",
+      "url: must be an http:// or https:// URL (line 2)",
+    ],
+    ['as_token: "as_token_test_0123456789"', 'as_token: ""', "as_token: must not be empty (line 3)"],
+    [
+      'sender_localpart: "_bridge_bot"',
+      'sender_localpart: "Bridge Bot"',
       "sender_localpart: must be a user localpart",
-    );
+    ],
     // Synapse rejects localparts that need URL-encoding.
-    assertProblem(
-      VALID.replace('sender_localpart: "_bridge_bot"', 'sender_localpart: "bot=1"'),
+    [
+      'sender_localpart: "_bridge_bot"',
+      'sender_localpart: "bot=1"',
       "sender_localpart: must be a user localpart",
-    );
-  });
+    ],
+  ];
+  for (const [find, replacement, expected] of edits) {
+    it(`reports ${expected}`, () => {
+      assert.ok(VALID.includes(find), find);
+      assertProblem(VALID.replace(find, replacement), expected);
+    });
+  }
 
   it("reports every problem at once", () => {
     const problems = problemsOf(
@@ -173,7 +146,10 @@ describe("registration parsing", () => {
       VALID.replace('regex: "#_irc_.*:localhost"', 'regex: "#_irc_(.*:localhost"'),
       'namespaces.aliases[0].regex: invalid regex "#_irc_(.*:localhost"',
     );
-    assertProblem(VALID.replace('regex: "#_irc_.*:localhost"', 'regex: "#_irc_(.*"'), "(line 17)");
+    assertProblem(
+      VALID.replace('regex: "#_irc_.*:localhost"', 'regex: "#_irc_(.*"'),
+      'namespaces.aliases[0].regex: invalid regex "#_irc_(.*": Unterminated group (line 17)',
+    );
     // Python syntax with no faithful JS translation is rejected, not silently changed.
     assertProblem(
       VALID.replace('regex: "@_irc_.*:localhost"', "regex: '@_irc_\\a'"),
