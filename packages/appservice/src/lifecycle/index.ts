@@ -1,0 +1,1 @@
+export { DEFAULT_SHUTDOWN_TIMEOUT_MS, installShutdownHandlers, type ShutdownOptions } from "./shutdown.js";
