@@ -1,0 +1,134 @@
+/**
+ * Storage interfaces. They are small and engine-neutral on purpose: NeDB backs them today, and
+ * another engine (SQLite, Postgres) only has to implement these to slot in.
+ *
+ * Values called "data" or "value" are stored as JSON: they must survive `JSON.stringify`.
+ * Their type parameters are a convenience for the caller and are not checked when reading back.
+ */
+
+/** Anything a store hands out is closed through this, so shutdown can flush and stop timers. */
+export interface Closable {
+  close(): Promise<void>;
+}
+
+/** One transaction's events as they wait, durably, to be dispatched. */
+export interface PendingTransaction<E> {
+  /** Monotonically increasing among pending transactions; dispatch order. */
+  seq: number;
+  txnId: string;
+  events: E[];
+  /** Milliseconds since the epoch at which it was persisted. */
+  receivedAt: number;
+}
+
+/** The durable queue between acknowledging a transaction and handling its events. */
+export interface TransactionStore<E = unknown> extends Closable {
+  /**
+   * Persists a whole transaction as one unit. When the promise resolves the transaction survives
+   * the process being killed (see the implementation for the exact guarantee).
+   */
+  append(txnId: string, events: readonly E[]): Promise<PendingTransaction<E>>;
+  /** Every transaction not yet removed, oldest first. */
+  pending(): Promise<PendingTransaction<E>[]>;
+  /** Marks transactions done; unknown sequence numbers are ignored. */
+  remove(seqs: readonly number[]): Promise<void>;
+  count(): Promise<number>;
+}
+
+/**
+ * The event ids already handled, newest `window` of them. This is the real de-duplication:
+ * homeservers may resend events under a new transaction id, for instance after a restart.
+ */
+export interface ProcessedEventStore extends Closable {
+  has(eventId: string): Promise<boolean>;
+  add(eventId: string): Promise<void>;
+  /** One write for many ids; what the dispatcher uses. */
+  addMany(eventIds: readonly string[]): Promise<void>;
+  /** How many ids are remembered (at least `window` once that many were added). */
+  size(): Promise<number>;
+}
+
+export interface RoomLink<D = Record<string, unknown>> {
+  roomId: string;
+  remoteId: string;
+  data: D;
+}
+
+/** Matrix room id ↔ remote room/channel id. Many-to-many: one room may bridge several remotes. */
+export interface RoomLinkStore extends Closable {
+  /** Creates the link or replaces its data. */
+  link<D>(roomId: string, remoteId: string, data?: D): Promise<RoomLink<D>>;
+  /** Whether a link existed. */
+  unlink(roomId: string, remoteId: string): Promise<boolean>;
+  get<D = Record<string, unknown>>(roomId: string, remoteId: string): Promise<RoomLink<D> | null>;
+  getByRoom<D = Record<string, unknown>>(roomId: string): Promise<RoomLink<D>[]>;
+  getByRemote<D = Record<string, unknown>>(remoteId: string): Promise<RoomLink<D>[]>;
+}
+
+export interface UserMapping<D = Record<string, unknown>> {
+  matrixId: string;
+  remoteId: string;
+  data: D;
+}
+
+/** Matrix user id ↔ remote user id, one to one. */
+export interface UserMappingStore extends Closable {
+  /**
+   * Maps the pair, replacing its data. Any other mapping of either id is removed first, so each
+   * side stays unique.
+   */
+  set<D>(matrixId: string, remoteId: string, data?: D): Promise<UserMapping<D>>;
+  getByMatrixId<D = Record<string, unknown>>(matrixId: string): Promise<UserMapping<D> | null>;
+  getByRemoteId<D = Record<string, unknown>>(remoteId: string): Promise<UserMapping<D> | null>;
+  /** Whether a mapping existed. */
+  removeByMatrixId(matrixId: string): Promise<boolean>;
+}
+
+export interface EventMapping<D = Record<string, unknown>> {
+  roomId: string;
+  eventId: string;
+  remoteRoomId: string;
+  remoteMessageId: string;
+  data: D;
+  /** Milliseconds since the epoch at which the mapping was added; used for pruning. */
+  createdAt: number;
+}
+
+/**
+ * Matrix event id ↔ remote message id, for replies, edits and redactions. Many-to-many: a long
+ * Matrix message may become several remote lines, a remote message with files several events.
+ */
+export interface EventMappingStore extends Closable {
+  /** Adds the mapping, or replaces the data of the identical one. */
+  add<D>(
+    mapping: Omit<EventMapping<D>, "createdAt" | "data"> & { data?: D; createdAt?: number },
+  ): Promise<void>;
+  getByEvent<D = Record<string, unknown>>(roomId: string, eventId: string): Promise<EventMapping<D>[]>;
+  getByRemote<D = Record<string, unknown>>(
+    remoteRoomId: string,
+    remoteMessageId: string,
+  ): Promise<EventMapping<D>[]>;
+  /** How many mappings were removed. */
+  removeByEvent(roomId: string, eventId: string): Promise<number>;
+  /** Forgets mappings added before `cutoff` (ms since the epoch); returns how many. */
+  removeOlderThan(cutoff: number): Promise<number>;
+}
+
+/** Per-bridge state under a namespace, so bridges and components sharing a store don't collide. */
+export interface KeyValueStore extends Closable {
+  get<T>(namespace: string, key: string): Promise<T | undefined>;
+  set<T>(namespace: string, key: string, value: T): Promise<void>;
+  /** Whether the key existed. */
+  delete(namespace: string, key: string): Promise<boolean>;
+  keys(namespace: string): Promise<string[]>;
+}
+
+/** Every store a bridge needs, opened together and closed together. */
+export interface Stores<E = unknown> extends Closable {
+  transactions: TransactionStore<E>;
+  processedEvents: ProcessedEventStore;
+  roomLinks: RoomLinkStore;
+  userMappings: UserMappingStore;
+  eventMappings: EventMappingStore;
+  keyValue: KeyValueStore;
+}
