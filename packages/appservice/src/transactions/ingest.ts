@@ -1,0 +1,249 @@
+import { createHash } from "node:crypto";
+import { LRUCache } from "lru-cache";
+import { Registry } from "prom-client";
+import { MatrixError } from "../errors.js";
+import { type Logger, silentLogger } from "../logging.js";
+import type { TransactionStore } from "../stores/types.js";
+import type { DispatchableEvent, EventDispatcher } from "./dispatcher.js";
+import { createIngestMetrics, type IngestMetrics } from "./metrics.js";
+import type { ParsedTransaction } from "./types.js";
+
+/** The parts of a parsed transaction the ingest reads; {@link ParsedTransaction} fits. */
+export interface IngestibleTransaction {
+  events: readonly DispatchableEvent[];
+  ephemeral?: readonly unknown[];
+  toDevice?: readonly unknown[];
+  deviceLists?: { changed: readonly string[]; left: readonly string[] };
+  deviceOneTimeKeysCount?: Readonly<Record<string, unknown>>;
+  deviceUnusedFallbackKeyTypes?: Readonly<Record<string, unknown>>;
+}
+
+export type EventOf<T extends IngestibleTransaction> = T["events"][number];
+
+export interface DeviceKeyCounts<T extends IngestibleTransaction> {
+  oneTimeKeysCount: NonNullable<T["deviceOneTimeKeysCount"]>;
+  unusedFallbackKeyTypes: NonNullable<T["deviceUnusedFallbackKeyTypes"]>;
+}
+
+/**
+ * Receivers of a transaction's non-room data; the crypto layer plugs in here. Each is called only
+ * when its part is non-empty, and awaited before the transaction is acknowledged.
+ */
+export interface TransactionSink<T extends IngestibleTransaction = ParsedTransaction> {
+  onToDevice?(events: NonNullable<T["toDevice"]>, txnId: string): Promise<void> | void;
+  onDeviceLists?(lists: NonNullable<T["deviceLists"]>, txnId: string): Promise<void> | void;
+  onDeviceKeyCounts?(counts: DeviceKeyCounts<T>, txnId: string): Promise<void> | void;
+  onEphemeral?(events: NonNullable<T["ephemeral"]>, txnId: string): Promise<void> | void;
+}
+
+export interface TransactionIngestOptions<T extends IngestibleTransaction> {
+  /** Started and stopped by the ingest; its transaction store is where transactions are persisted. */
+  dispatcher: EventDispatcher<EventOf<T>>;
+  sink?: TransactionSink<T>;
+  logger?: Logger;
+  /** Metrics go here; a private registry when omitted. */
+  registry?: Registry;
+  /** Above this many queued events, acknowledging waits for the queue to drain (default 10,000). */
+  maxPendingEvents?: number;
+  /** ...down to this many (default half of `maxPendingEvents`). */
+  lowWaterMark?: number;
+  /** Transaction ids remembered for de-duplication (default 1,000). */
+  txnIdCacheSize?: number;
+}
+
+export interface IngestStopOptions {
+  /** Handle every queued event before stopping, instead of only those already running. */
+  drain?: boolean;
+  /** Upper bound on the wait for handlers (default 10 s; 30 s with `drain`). */
+  timeoutMs?: number;
+}
+
+/**
+ * The ingest is not accepting transactions (not started, or shutting down). HTTP 503, so the
+ * homeserver keeps the transaction and retries it later.
+ */
+export class IngestUnavailableError extends MatrixError {
+  constructor(state: string) {
+    super(503, "M_UNKNOWN", `Not accepting transactions: ${state}`);
+  }
+}
+
+interface SeenTransaction {
+  fingerprint: string;
+  done: Promise<void>;
+}
+
+type State = "idle" | "starting" | "running" | "stopping" | "stopped";
+
+/**
+ * Turns a pushed transaction into durable work. `accept` resolves, and the HTTP layer may answer
+ * 200, only once:
+ * 1. the room events are persisted in the transaction store (one write for the transaction);
+ * 2. the sink has taken the to-device messages, device lists and key counts, then the ephemeral
+ *    events. These are not persisted: a crash before `accept` resolves means no 200, so the
+ *    homeserver resends them; after it resolves they are the sink's to keep. The crypto data goes
+ *    before the room events are queued so keys arrive before the events needing them;
+ * 3. the queue is back under `maxPendingEvents`, or has drained to the low-water mark. Waiting
+ *    delays the 200, and the homeserver (which sends one transaction at a time) slows down.
+ *
+ * Duplicates: a transaction id seen recently with the same content returns the first attempt's
+ * promise. A reused id with different content (the homeserver restarted its counter) is accepted
+ * as new. Events already handled are skipped by the dispatcher whatever the transaction id.
+ */
+export class TransactionIngest<T extends IngestibleTransaction = ParsedTransaction> {
+  private readonly dispatcher: EventDispatcher<EventOf<T>>;
+  private readonly transactions: TransactionStore<EventOf<T>>;
+  private readonly sink: TransactionSink<T>;
+  private readonly logger: Logger;
+  private readonly metrics: IngestMetrics;
+  private readonly maxPendingEvents: number;
+  private readonly lowWaterMark: number;
+  private readonly seen: LRUCache<string, SeenTransaction>;
+  private state: State = "idle";
+  /** Persisting and queueing run one transaction at a time so queue order is persisted order. */
+  private serial: Promise<unknown> = Promise.resolve();
+
+  constructor(options: TransactionIngestOptions<T>) {
+    this.dispatcher = options.dispatcher;
+    this.transactions = options.dispatcher.transactions;
+    this.sink = options.sink ?? {};
+    this.logger = (options.logger ?? silentLogger()).child({ component: "ingest" });
+    this.metrics = createIngestMetrics(options.registry ?? new Registry());
+    this.maxPendingEvents = Math.max(1, options.maxPendingEvents ?? 10_000);
+    this.lowWaterMark = Math.min(
+      this.maxPendingEvents,
+      Math.max(0, options.lowWaterMark ?? Math.floor(this.maxPendingEvents / 2)),
+    );
+    this.seen = new LRUCache({ max: Math.max(1, options.txnIdCacheSize ?? 1_000) });
+  }
+
+  /** Queues what a previous run left pending, then accepts transactions. */
+  async start(): Promise<void> {
+    if (this.state !== "idle") throw new IngestUnavailableError(this.state);
+    this.state = "starting";
+    try {
+      await this.dispatcher.start();
+    } catch (err) {
+      this.state = "idle";
+      throw err;
+    }
+    this.state = "running";
+  }
+
+  accept(txnId: string, txn: T): Promise<void> {
+    if (this.state !== "running") return Promise.reject(new IngestUnavailableError(this.state));
+    const fingerprint = fingerprintOf(txn);
+    const seen = this.seen.get(txnId);
+    if (seen?.fingerprint === fingerprint) {
+      this.metrics.transactions.inc({ outcome: "duplicate" });
+      this.logger.debug({ txnId }, "Duplicate transaction");
+      return seen.done;
+    }
+    if (seen) {
+      this.logger.warn({ txnId }, "Transaction id reused with different content; accepting it as new");
+    }
+    const persisted = this.serial.then(() => this.persistAndQueue(txnId, txn));
+    this.serial = persisted.catch(() => {});
+    const done = persisted.then(() => this.applyBackPressure());
+    this.seen.set(txnId, { fingerprint, done });
+    // A failed attempt must not be replayed as a success to the homeserver's retry.
+    done.catch(() => {
+      if (this.seen.get(txnId)?.done === done) this.seen.delete(txnId);
+    });
+    return done;
+  }
+
+  /**
+   * Refuses new transactions, lets those being accepted finish, then stops the dispatcher: events
+   * already running finish (or, with `drain`, every queued event), the rest stays pending in the
+   * store for the next start. The stores are not closed: whoever opened them closes them after this.
+   */
+  async stop(options: IngestStopOptions = {}): Promise<void> {
+    if (this.state === "stopping" || this.state === "stopped") return;
+    this.state = "stopping";
+    await this.serial;
+    if (options.drain) {
+      const drained = await this.dispatcher.drain(options.timeoutMs ?? 30_000);
+      if (!drained)
+        this.logger.warn({ depth: this.dispatcher.depth }, "Stopping before the event queue drained");
+    }
+    await this.dispatcher.stop(options.timeoutMs ?? 10_000);
+    this.state = "stopped";
+  }
+
+  private async persistAndQueue(txnId: string, txn: T): Promise<void> {
+    // Checked again: stop() may have begun while this waited its turn.
+    if (this.state !== "running") throw new IngestUnavailableError(this.state);
+    const pending =
+      txn.events.length > 0 ? await this.transactions.append(txnId, txn.events as EventOf<T>[]) : undefined;
+    const { sink } = this;
+    const toDevice = txn.toDevice;
+    if (sink.onToDevice && toDevice && toDevice.length > 0) {
+      await this.deliver("to_device", txnId, () => sink.onToDevice?.(toDevice, txnId));
+    }
+    const lists = txn.deviceLists;
+    if (sink.onDeviceLists && lists && (lists.changed.length > 0 || lists.left.length > 0)) {
+      await this.deliver("device_lists", txnId, () => sink.onDeviceLists?.(lists, txnId));
+    }
+    const oneTimeKeysCount = txn.deviceOneTimeKeysCount ?? {};
+    const unusedFallbackKeyTypes = txn.deviceUnusedFallbackKeyTypes ?? {};
+    if (sink.onDeviceKeyCounts && (!isEmpty(oneTimeKeysCount) || !isEmpty(unusedFallbackKeyTypes))) {
+      const counts = { oneTimeKeysCount, unusedFallbackKeyTypes } as DeviceKeyCounts<T>;
+      await this.deliver("device_key_counts", txnId, () => sink.onDeviceKeyCounts?.(counts, txnId));
+    }
+    if (pending) this.dispatcher.enqueue(pending);
+    const ephemeral = txn.ephemeral;
+    if (sink.onEphemeral && ephemeral && ephemeral.length > 0) {
+      await this.deliver("ephemeral", txnId, () => sink.onEphemeral?.(ephemeral, txnId));
+    }
+    this.metrics.transactions.inc({ outcome: "accepted" });
+    this.logger.debug({ txnId, events: txn.events.length, seq: pending?.seq }, "Transaction accepted");
+  }
+
+  /**
+   * A sink failure is logged and counted but does not fail the transaction: failing it would make
+   * the homeserver resend it forever while the sink keeps failing, blocking every room.
+   */
+  private async deliver(sinkName: string, txnId: string, call: () => Promise<void> | void): Promise<void> {
+    try {
+      await call();
+    } catch (err) {
+      this.metrics.sinkFailures.inc({ sink: sinkName });
+      this.logger.error({ err, txnId, sink: sinkName }, "Transaction sink failed");
+    }
+  }
+
+  private async applyBackPressure(): Promise<void> {
+    if (this.dispatcher.depth <= this.maxPendingEvents) return;
+    this.metrics.backPressureWaits.inc();
+    this.logger.debug(
+      { depth: this.dispatcher.depth, lowWaterMark: this.lowWaterMark },
+      "Event queue full; delaying acknowledgement",
+    );
+    await this.dispatcher.waitForDepthAtMost(this.lowWaterMark);
+  }
+}
+
+function isEmpty(record: Readonly<Record<string, unknown>>): boolean {
+  for (const _ in record) return false;
+  return true;
+}
+
+/**
+ * Identifies a transaction's content cheaply: event ids stand for the events, the small non-room
+ * parts are hashed whole.
+ */
+function fingerprintOf(txn: IngestibleTransaction): string {
+  const hash = createHash("sha1");
+  for (const event of txn.events) hash.update(event.event_id).update("\n");
+  hash.update(
+    JSON.stringify([
+      txn.ephemeral ?? [],
+      txn.toDevice ?? [],
+      txn.deviceLists ?? null,
+      txn.deviceOneTimeKeysCount ?? null,
+      txn.deviceUnusedFallbackKeyTypes ?? null,
+    ]),
+  );
+  return hash.digest("base64");
+}
