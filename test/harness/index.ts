@@ -114,3 +114,4 @@ export function useHarness(): Harness {
   after(async () => harness.teardown());
   return harness;
 }
+export { BridgeProcess, type BridgeProcessSpec } from "./bridge-process.js";

@@ -212,6 +212,29 @@ export class Intent {
     return room_id;
   }
 
+  /**
+   * Joins, and when the homeserver refuses (not invited), has `inviter` — usually the bot —
+   * invite this user, then joins again. The membership cache lives in memory, so after a
+   * restart this is the safe way for a ghost to speak in a room: joining a room one is
+   * already in is a no-op for the homeserver, while inviting a joined user is refused.
+   */
+  async ensureJoined(roomId: string, { inviter }: { inviter?: Intent } = {}): Promise<void> {
+    if (this.membershipIn(roomId) === "join") return;
+    try {
+      await this.join(roomId);
+      return;
+    } catch (err) {
+      if (!inviter || !isMatrixApiError(err, "M_FORBIDDEN")) throw err;
+    }
+    try {
+      await inviter.invite(roomId, this.userId);
+    } catch (err) {
+      // Invited or joined meanwhile; the join below settles it either way.
+      if (!isMatrixApiError(err, "M_FORBIDDEN")) throw err;
+    }
+    await this.join(roomId);
+  }
+
   async leave(roomId: string, options: { reason?: string } = {}): Promise<void> {
     if (this.membershipIn(roomId) === "leave") return;
     await this.act(() => this.client.leave(roomId, { ...this.as, ...options }));
