@@ -1,0 +1,138 @@
+import { Agent, request } from "node:http";
+
+/** Synthetic transactions shaped like Synapse's: `eventsPerTxn` messages spread over `rooms` rooms. */
+export function makeTransaction(seq: number, eventsPerTxn: number, rooms: number): string {
+  const events = [];
+  for (let i = 0; i < eventsPerTxn; i++) {
+    const n = seq * eventsPerTxn + i;
+    events.push({
+      type: "m.room.message",
+      event_id: `$bench-${process.pid}-${n}`,
+      room_id: `!room${n % rooms}:bench.test`,
+      sender: `@user${n % 97}:bench.test`,
+      origin_server_ts: Date.now(),
+      content: { msgtype: "m.text", body: `message ${n} ${"x".repeat(80)}` },
+      unsigned: { age: 1 },
+    });
+  }
+  return JSON.stringify({ events });
+}
+
+export interface LoadResult {
+  transactions: number;
+  events: number;
+  seconds: number;
+  eventsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (!sorted.length) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
+}
+
+/** Sends transactions to `PUT /_matrix/app/v1/transactions/{txnId}` over one keep-alive agent. */
+export class TransactionLoad {
+  private readonly agent = new Agent({ keepAlive: true, maxSockets: 16 });
+  private seq = 0;
+
+  constructor(
+    private readonly port: number,
+    private readonly hsToken: string,
+    private readonly eventsPerTxn = 100,
+    private readonly rooms = 50,
+  ) {}
+
+  private put(body: string): Promise<{ ms: number; ok: boolean }> {
+    const txnId = `bench-${process.pid}-${this.seq}`;
+    const start = performance.now();
+    return new Promise((resolve) => {
+      const req = request(
+        {
+          agent: this.agent,
+          host: "127.0.0.1",
+          port: this.port,
+          method: "PUT",
+          path: `/_matrix/app/v1/transactions/${txnId}`,
+          headers: {
+            authorization: `Bearer ${this.hsToken}`,
+            "content-type": "application/json",
+            "content-length": Buffer.byteLength(body),
+          },
+        },
+        (res) => {
+          res.resume();
+          res.on("end", () => resolve({ ms: performance.now() - start, ok: res.statusCode === 200 }));
+        },
+      );
+      req.on("error", () => resolve({ ms: performance.now() - start, ok: false }));
+      req.end(body);
+    });
+  }
+
+  private next(): string {
+    return makeTransaction(this.seq++, this.eventsPerTxn, this.rooms);
+  }
+
+  /** As many transactions as the server takes, `concurrency` in flight (Synapse sends one at a time). */
+  async closedLoop(transactions: number, concurrency: number): Promise<LoadResult> {
+    const latencies: number[] = [];
+    let errors = 0;
+    let remaining = transactions;
+    const start = performance.now();
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (remaining-- > 0) {
+          const { ms, ok } = await this.put(this.next());
+          latencies.push(ms);
+          if (!ok) errors++;
+        }
+      }),
+    );
+    return this.result(latencies, errors, performance.now() - start);
+  }
+
+  /** A fixed offered load: one transaction every `1000 / txnPerSecond` ms, for `seconds`. */
+  async openLoop(txnPerSecond: number, seconds: number): Promise<LoadResult> {
+    const latencies: number[] = [];
+    let errors = 0;
+    const total = Math.round(txnPerSecond * seconds);
+    const interval = 1000 / txnPerSecond;
+    const start = performance.now();
+    const inFlight: Promise<void>[] = [];
+    for (let i = 0; i < total; i++) {
+      const due = start + i * interval;
+      const wait = due - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      const body = this.next();
+      inFlight.push(
+        this.put(body).then(({ ms, ok }) => {
+          latencies.push(ms);
+          if (!ok) errors++;
+        }),
+      );
+    }
+    await Promise.all(inFlight);
+    return this.result(latencies, errors, performance.now() - start);
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  private result(latencies: number[], errors: number, elapsedMs: number): LoadResult {
+    const sorted = [...latencies].sort((a, b) => a - b);
+    const events = latencies.length * this.eventsPerTxn;
+    return {
+      transactions: latencies.length,
+      events,
+      seconds: elapsedMs / 1000,
+      eventsPerSecond: events / (elapsedMs / 1000),
+      p50Ms: percentile(sorted, 50),
+      p99Ms: percentile(sorted, 99),
+      errors,
+    };
+  }
+}

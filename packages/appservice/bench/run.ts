@@ -1,0 +1,93 @@
+// `npm run bench -w @trestle/appservice`: transaction ingest against Trestle (durable) and
+// matrix-appservice's AppService (the HTTP layer under matrix-appservice-bridge), then the
+// heap cost of 100,000 ghosts. Prints Markdown tables; docs/benchmarks.md records a run.
+import { type ChildProcess, spawn } from "node:child_process";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { type LoadResult, TransactionLoad } from "./load.js";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const HS_TOKEN = "bench-hs-token";
+const quick = process.env.BENCH_QUICK === "1";
+
+interface Target {
+  name: string;
+  script: string;
+}
+
+const targets: Target[] = [
+  { name: "Trestle (NeDB, durable)", script: "targets/trestle.ts" },
+  { name: "matrix-appservice 2.x (memory only)", script: "targets/matrix-appservice.ts" },
+];
+
+async function startTarget(target: Target): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", "--conditions=trestle-src", path.join(here, target.script)],
+    { env: { ...process.env, BENCH_HS_TOKEN: HS_TOKEN }, stdio: ["ignore", "pipe", "inherit"] },
+  );
+  const lines = createInterface({ input: child.stdout! });
+  const port = await new Promise<number>((resolve, reject) => {
+    lines.on("line", (line) => {
+      const match = /^LISTENING (\d+)/.exec(line);
+      if (match) resolve(Number(match[1]));
+    });
+    child.once("exit", (code) => reject(new Error(`${target.name} exited ${code}`)));
+  });
+  return { child, port };
+}
+
+async function stopTarget(child: ChildProcess): Promise<void> {
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill("SIGTERM");
+  await exited;
+}
+
+const fmt = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : "–");
+const row = (cells: string[]) => `| ${cells.join(" | ")} |`;
+
+interface Case {
+  label: string;
+  run: (load: TransactionLoad) => Promise<LoadResult>;
+}
+
+const cases: Case[] = [
+  { label: "max, 1 in flight (as Synapse sends)", run: (l) => l.closedLoop(quick ? 100 : 600, 1) },
+  { label: "max, 4 in flight", run: (l) => l.closedLoop(quick ? 100 : 600, 4) },
+  { label: "fixed 1,000 events/s", run: (l) => l.openLoop(10, quick ? 3 : 15) },
+];
+
+console.log("\n### Transaction ingest (100 events per transaction, loopback HTTP, keep-alive)\n");
+console.log(row(["server", "load", "events/s", "ack p50 ms", "ack p99 ms", "errors"]));
+console.log(row(["---", "---", "---:", "---:", "---:", "---:"]));
+for (const target of targets) {
+  const { child, port } = await startTarget(target);
+  const load = new TransactionLoad(port, HS_TOKEN);
+  await load.closedLoop(30, 1); // warm-up: JIT, connections, first NeDB writes
+  for (const c of cases) {
+    const r = await c.run(load);
+    console.log(
+      row([
+        target.name,
+        c.label,
+        fmt(r.eventsPerSecond, 0),
+        fmt(r.p50Ms, 2),
+        fmt(r.p99Ms, 2),
+        String(r.errors),
+      ]),
+    );
+  }
+  load.close();
+  await stopTarget(child);
+}
+
+// The intent cache case runs in its own process so the heap numbers are its own.
+const heap = spawn(
+  process.execPath,
+  ["--expose-gc", "--import", "tsx", "--conditions=trestle-src", path.join(here, "intents-heap.ts")],
+  {
+    stdio: ["ignore", "inherit", "inherit"],
+  },
+);
+await new Promise((r) => heap.once("exit", r));
