@@ -4,7 +4,8 @@
  */
 export const HOOK_STATE_EVENT = "org.trestle.webhook";
 
-export type SignatureScheme = "github" | "gitea" | "forgejo" | "gitlab";
+import type { SignatureScheme } from "../ingress/signatures.js";
+
 export type HookMsgtype = "m.notice" | "m.text";
 
 export interface HookSettings {
