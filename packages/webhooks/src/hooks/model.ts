@@ -1,10 +1,10 @@
+import type { SignatureScheme } from "../ingress/signatures.js";
+
 /**
  * A hook as the room sees it: the content of its `org.trestle.webhook` state event
  * (state key = the hook's name). No secret is ever part of it.
  */
 export const HOOK_STATE_EVENT = "org.trestle.webhook";
-
-import type { SignatureScheme } from "../ingress/signatures.js";
 
 export type HookMsgtype = "m.notice" | "m.text";
 
