@@ -2,7 +2,7 @@ import { LRUCache } from "lru-cache";
 import type { HomeserverClient } from "../client/client.js";
 import type { Membership } from "../client/types.js";
 import { type Logger, silentLogger } from "../logging.js";
-import { Intent } from "./intent.js";
+import { Intent, type OutgoingEventTransform } from "./intent.js";
 import { MembershipCache, type MembershipEventLike } from "./membership-cache.js";
 import { RegistrationTracker } from "./registration.js";
 import { KeyedSerialQueue } from "./serial-queue.js";
@@ -19,6 +19,8 @@ export interface IntentFactoryOptions {
   /** Shared state; defaults are created (membership: 100,000 pairs, registrations: 100,000 users). */
   membership?: MembershipCache;
   registration?: RegistrationTracker;
+  /** Applied to every event any intent sends (encryption plugs in here). */
+  outgoing?: OutgoingEventTransform;
 }
 
 /**
@@ -37,6 +39,7 @@ export class IntentFactory {
   private readonly client: HomeserverClient;
   private readonly logger: Logger;
   private readonly roomQueue = new KeyedSerialQueue();
+  private readonly outgoing: OutgoingEventTransform | undefined;
   private readonly intents: LRUCache<string, Intent>;
   private readonly bot: Intent;
 
@@ -46,6 +49,7 @@ export class IntentFactory {
     this.logger = options.logger ?? silentLogger();
     this.membership = options.membership ?? new MembershipCache();
     this.registration = options.registration ?? new RegistrationTracker();
+    this.outgoing = options.outgoing;
     this.intents = new LRUCache({ max: options.maxIntents ?? 10_000 });
     this.botUserId = `@${options.botLocalpart}:${options.serverName}`;
     this.bot = this.create(this.botUserId, true);
@@ -97,6 +101,7 @@ export class IntentFactory {
       membership: this.membership,
       registration: this.registration,
       roomQueue: this.roomQueue,
+      outgoing: this.outgoing,
     });
   }
 }

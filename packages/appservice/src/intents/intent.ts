@@ -28,7 +28,27 @@ export interface IntentOptions {
   membership?: MembershipCache;
   registration?: RegistrationTracker;
   roomQueue?: KeyedSerialQueue;
+  /** Rewrites outgoing room events before they are sent; the slot end-to-bridge encryption fills. */
+  outgoing?: OutgoingEventTransform;
 }
+
+/** An outgoing room event, with who sends it from which device. */
+export interface OutgoingEvent {
+  roomId: string;
+  type: string;
+  content: Record<string, unknown>;
+  userId: string;
+  deviceId?: string;
+}
+
+/**
+ * Runs inside the room's send queue, so an encrypting transform sees events in send order
+ * (Megolm ratchets must advance in that order). Returns what is actually sent, e.g.
+ * `m.room.encrypted` with the ciphertext.
+ */
+export type OutgoingEventTransform = (
+  event: OutgoingEvent,
+) => Promise<{ type: string; content: Record<string, unknown> }>;
 
 export interface IntentCreateRoomOptions {
   name?: string;
@@ -75,6 +95,7 @@ export class Intent {
   private readonly membership: MembershipCache;
   private readonly registration: RegistrationTracker;
   private readonly roomQueue: KeyedSerialQueue;
+  private readonly outgoing: OutgoingEventTransform | undefined;
   private profile: Profile | undefined;
   private profileChain: Promise<unknown> = Promise.resolve();
 
@@ -90,6 +111,7 @@ export class Intent {
     this.membership = options.membership ?? new MembershipCache();
     this.registration = options.registration ?? new RegistrationTracker();
     this.roomQueue = options.roomQueue ?? new KeyedSerialQueue();
+    this.outgoing = options.outgoing;
     if (this.isBot) this.registration.markRegistered(this.userId);
   }
 
@@ -303,7 +325,14 @@ export class Intent {
     // The txn ID is fixed before queueing, so every retry of this send deduplicates.
     const txnId = options.txnId ?? this.client.newTxnId();
     return this.inRoomOrder(roomId, async () => {
-      const res = await this.client.sendEvent(roomId, type, content, { ...this.as, txnId, ts: options.ts });
+      const outgoing = this.outgoing
+        ? await this.outgoing({ roomId, type, content, userId: this.userId, deviceId: this.deviceId })
+        : { type, content };
+      const res = await this.client.sendEvent(roomId, outgoing.type, outgoing.content, {
+        ...this.as,
+        txnId,
+        ts: options.ts,
+      });
       return res.event_id;
     });
   }

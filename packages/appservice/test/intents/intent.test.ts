@@ -262,6 +262,34 @@ describe("Intent", () => {
       }
     });
 
+    it("passes every outgoing event through the outgoing transform, in send order", async () => {
+      const seen: string[] = [];
+      const client = new HomeserverClient({ homeserverUrl: hs.url, asToken: hs.asToken });
+      const encrypting = new IntentFactory({
+        client,
+        serverName: hs.serverName,
+        botLocalpart: "_bridge_bot",
+        // Stands in for the crypto layer: delays vary, order must not.
+        outgoing: async (event) => {
+          await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 10)));
+          seen.push(String(event.content.body));
+          return {
+            type: "m.room.encrypted",
+            content: { ciphertext: `enc(${event.content.body})`, sender: event.userId },
+          };
+        },
+      });
+      const ghost = encrypting.getIntentForLocalpart("_ghost_enc");
+      await Promise.all(["one", "two", "three"].map((body) => ghost.sendText("!enc:fake.test", body)));
+      assert.deepEqual(seen, ["one", "two", "three"]);
+      const sent = hs.room("!enc:fake.test").events.filter((e) => e.type === "m.room.encrypted");
+      assert.deepEqual(
+        sent.map((e) => e.content.ciphertext),
+        ["enc(one)", "enc(two)", "enc(three)"],
+      );
+      assert.equal(sent[0]!.content.sender, ghost.userId);
+    });
+
     it("keeps going after a failed send, and fails only that one", async () => {
       hs.script("PUT", SEND, { status: 403, body: { errcode: "M_FORBIDDEN", error: "no" } });
       const bot = factory.getBotIntent();
