@@ -9,6 +9,8 @@
  */
 import {
   Appservice,
+  BRIDGE_INFO_EVENT_TYPES,
+  buildBridgeInfo,
   type CoreConfig,
   generateRegistration,
   type Logger,
@@ -67,11 +69,25 @@ export function createEchoBridge(
       onUserQuery: async (userId) => ({
         displayName: `Echo of ${localpartOf(userId).slice(GHOST_PREFIX.length)}`,
       }),
-      onAliasQuery: async (alias) => ({
-        name: `Echo room ${localpartOf(alias).slice(GHOST_PREFIX.length)}`,
-        preset: "public_chat",
-        visibility: "private",
-      }),
+      onAliasQuery: async (alias) => {
+        const channel = localpartOf(alias).slice(GHOST_PREFIX.length);
+        // MSC2346 bridge info, so clients can show what the room is bridged to.
+        const info = buildBridgeInfo("org.trestle.echo", {
+          bridgebot: appservice.botUserId,
+          protocol: { id: "echo", displayname: "Echo" },
+          channel: { id: channel, displayname: channel },
+        });
+        return {
+          name: `Echo room ${channel}`,
+          preset: "public_chat",
+          visibility: "private",
+          initialState: BRIDGE_INFO_EVENT_TYPES.map((type) => ({
+            type,
+            state_key: info.stateKey,
+            content: info.content,
+          })),
+        };
+      },
     },
   });
 

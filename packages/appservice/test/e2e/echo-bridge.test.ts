@@ -133,6 +133,16 @@ describe("e2e: the echo example bridge on real Synapse", () => {
     );
     assert.equal(name.name, "Echo room lobby");
     assert.ok((await alice.joinedMembers(joined)).includes(alice.userId));
+    // MSC2346 bridge info, under the stable and the legacy event type.
+    const state = await alice.request<
+      { type: string; state_key: string; content: Record<string, unknown> }[]
+    >("GET", `/_matrix/client/v3/rooms/${encodeURIComponent(joined)}/state`);
+    for (const type of ["m.bridge", "uk.half-shot.bridge"]) {
+      const info = state.find((e) => e.type === type);
+      assert.equal(info?.state_key, "org.trestle.echo://echo/lobby");
+      assert.equal(info?.content.bridgebot, `@echobot:${SERVER_NAME}`);
+      assert.deepEqual(info?.content.channel, { id: "lobby", displayname: "lobby" });
+    }
   });
 
   it("outage: 300 messages sent while the bridge is down are each echoed once, in order", async function () {
