@@ -25,7 +25,7 @@ export interface WebhooksConfig extends CoreConfig {
   };
   provisioning: {
     enabled: boolean;
-    /** Bearer token for the provisioning API; required when enabled. */
+    /** Bearer token for the provisioning API; required when enabled (checked at start-up). */
     token?: string;
   };
 }
@@ -64,8 +64,6 @@ export const webhooksConfigSchema: JSONSchema = extendCoreConfigSchema({
         enabled: { type: "boolean", default: false },
         token: { type: "string", minLength: 16 },
       },
-      if: { properties: { enabled: { const: true } } },
-      then: { required: ["token"] },
     },
   },
   required: ["webhooks"],
