@@ -163,3 +163,125 @@ export async function createHookByCommand(
   };
   return dmFor();
 }
+
+/** The hook URL in a text (a DM body), if there is one. */
+export function hookUrlIn(text: string): string | undefined {
+  return URL_PATTERN.exec(text)?.[0];
+}
+
+/**
+ * Sends a `!webhook …` command as `client` and returns the bot's answer: the bot message in
+ * the room that replies to exactly this command event (so earlier answers never match).
+ */
+export async function commandReply(
+  client: MatrixTestClient,
+  roomId: string,
+  command: string,
+): Promise<ClientEvent> {
+  const commandId = await client.sendMessage(roomId, command);
+  return client.waitForEvent((e) => {
+    const relation = e.content["m.relates_to"] as { "m.in_reply_to"?: { event_id?: unknown } } | undefined;
+    return (
+      e.room_id === roomId &&
+      e.sender === BOT_ID &&
+      e.type === "m.room.message" &&
+      relation?.["m.in_reply_to"]?.event_id === commandId
+    );
+  });
+}
+
+/**
+ * The next direct message from the bot to `client` that matches `predicate`, among the events
+ * after index `after` of `client.events` (take `client.events.length` before the command). Joins
+ * the bot's DM invites on the way, as a user accepting them would; `roomId` (the room the command
+ * was sent in) never counts as a DM.
+ */
+export async function waitForDm(
+  client: MatrixTestClient,
+  roomId: string,
+  after: number,
+  predicate: (body: string) => boolean,
+  timeoutMs = 20_000,
+): Promise<ClientEvent> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    for (const invited of client.invites) {
+      const joined = client.events.some(
+        (e) => e.room_id === invited && e.state_key === client.userId && e.content.membership === "join",
+      );
+      if (invited !== roomId && !joined) await client.join(invited).catch(() => undefined);
+    }
+    const dm = client.events
+      .slice(after)
+      .find(
+        (e) =>
+          e.room_id !== roomId &&
+          e.sender === BOT_ID &&
+          e.type === "m.room.message" &&
+          predicate(String(e.content.body)),
+      );
+    if (dm) return dm;
+    await client.sync(500);
+  }
+  throw new Error(`${client.userId}: no matching direct message from the bot within ${timeoutMs} ms`);
+}
+
+export interface WebhookResponse {
+  status: number;
+  headers: Headers;
+  /** The JSON body, or `{}` when the body is not JSON. */
+  json: Record<string, unknown>;
+  text: string;
+}
+
+/** One HTTP request to a webhook URL, as a sending service makes it (POST with JSON by default). */
+export async function sendWebhook(
+  url: string,
+  body?: string | Buffer,
+  init: { method?: string; contentType?: string; headers?: Record<string, string> } = {},
+): Promise<WebhookResponse> {
+  const headers: Record<string, string> = { ...init.headers };
+  if (init.contentType !== undefined) headers["content-type"] = init.contentType;
+  const res = await fetch(url, { method: init.method ?? "POST", headers, body });
+  const text = await res.text();
+  let json: Record<string, unknown> = {};
+  try {
+    json = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    // not JSON: left empty, `text` has it
+  }
+  return { status: res.status, headers: res.headers, json, text };
+}
+
+/**
+ * Proves that nothing reached `roomId` since index `mark` of `client.events`: syncs for
+ * `quietMs`, then posts a marker through `markerUrl` (a working hook of the same room) and waits
+ * for it. A room's webhooks are delivered in order, so anything queued before the marker would
+ * have arrived before it. Fails when any message other than the marker arrived.
+ */
+export async function expectNothingPosted(
+  client: MatrixTestClient,
+  roomId: string,
+  mark: number,
+  markerUrl: string,
+  quietMs = 1000,
+): Promise<void> {
+  const quietUntil = Date.now() + quietMs;
+  while (Date.now() < quietUntil) await client.sync(Math.max(0, quietUntil - Date.now()));
+  const marker = `marker ${Math.random().toString(36).slice(2)}`;
+  const res = await sendWebhook(markerUrl, JSON.stringify({ text: marker }), {
+    contentType: "application/json",
+  });
+  if (res.status !== 202) throw new Error(`the marker webhook answered ${res.status}: ${res.text}`);
+  const arrived = await client.waitForEvent(
+    (e) => e.room_id === roomId && e.type === "m.room.message" && String(e.content.body).includes(marker),
+  );
+  const others = client.events
+    .slice(mark)
+    .filter((e) => e.room_id === roomId && e.type === "m.room.message" && e.event_id !== arrived.event_id);
+  if (others.length > 0) {
+    throw new Error(
+      `expected nothing posted, but the room got: ${others.map((e) => `${e.sender}: ${JSON.stringify(e.content.body)}`).join("; ")}`,
+    );
+  }
+}
