@@ -1,6 +1,7 @@
 /**
- * Storage interfaces. They are small and engine-neutral on purpose: NeDB backs them today, and
- * another engine (SQLite, Postgres) only has to implement these to slot in.
+ * Storage interfaces. They are small and engine-neutral on purpose: an append-only journal backs
+ * the transaction queue and processed ids, NeDB the rest, and another engine (SQLite, Postgres)
+ * only has to implement these to slot in.
  *
  * Values called "data" or "value" are stored as JSON: they must survive `JSON.stringify`.
  * Their type parameters are a convenience for the caller and are not checked when reading back.
@@ -21,13 +22,22 @@ export interface PendingTransaction<E> {
   receivedAt: number;
 }
 
+export interface AppendOptions {
+  /**
+   * The JSON text the events were parsed from: an object whose `events` member parses to exactly
+   * `events` (the homeserver's transaction body, when parsing changed and dropped nothing). A store
+   * may persist this text instead of serialising `events` again; it must not be anything else.
+   */
+  body?: string;
+}
+
 /** The durable queue between acknowledging a transaction and handling its events. */
 export interface TransactionStore<E = unknown> extends Closable {
   /**
    * Persists a whole transaction as one unit. When the promise resolves the transaction survives
    * the process being killed (see the implementation for the exact guarantee).
    */
-  append(txnId: string, events: readonly E[]): Promise<PendingTransaction<E>>;
+  append(txnId: string, events: readonly E[], options?: AppendOptions): Promise<PendingTransaction<E>>;
   /** Every transaction not yet removed, oldest first. */
   pending(): Promise<PendingTransaction<E>[]>;
   /** Marks transactions done; unknown sequence numbers are ignored. */
@@ -41,6 +51,11 @@ export interface TransactionStore<E = unknown> extends Closable {
  */
 export interface ProcessedEventStore extends Closable {
   has(eventId: string): Promise<boolean>;
+  /**
+   * `has` without the promise, for stores that keep the window in memory; the dispatcher prefers
+   * it, saving a promise per event. Same answer as `has`, and the same errors, thrown.
+   */
+  hasSync?(eventId: string): boolean;
   add(eventId: string): Promise<void>;
   /** One write for many ids; what the dispatcher uses. */
   addMany(eventIds: readonly string[]): Promise<void>;

@@ -28,3 +28,16 @@ export function capturingLogger(level: "debug" | "info" | "warn" = "warn"): {
   });
   return { logger: createLogger({ level, destination }), records };
 }
+
+/** The least a stored event needs in these tests. */
+export interface TestEvent {
+  event_id: string;
+  room_id: string;
+  content: Record<string, unknown>;
+}
+
+export const ev = (id: string, content: Record<string, unknown> = {}): TestEvent => ({
+  event_id: id,
+  room_id: "!r:hs",
+  content,
+});

@@ -11,19 +11,7 @@ import {
   openNedbStores,
 } from "../../src/stores/nedb/index.js";
 import type { Stores } from "../../src/stores/types.js";
-import { capturingLogger, tempDir } from "./helpers.js";
-
-interface TestEvent {
-  event_id: string;
-  room_id: string;
-  content: Record<string, unknown>;
-}
-
-const ev = (id: string, content: Record<string, unknown> = {}): TestEvent => ({
-  event_id: id,
-  room_id: "!r:hs",
-  content,
-});
+import { capturingLogger, ev, type TestEvent, tempDir } from "./helpers.js";
 
 /** A key-value document as NeDB writes it: n/k = 1. */
 const kvLine = JSON.stringify({ _id: JSON.stringify(["n", "k"]), namespace: "n", key: "k", value: "1" });

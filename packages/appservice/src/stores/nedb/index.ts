@@ -1,6 +1,7 @@
 import type { Logger } from "../../logging.js";
 import { StoreValueError } from "../errors.js";
-import type { Closable, Stores } from "../types.js";
+import { openTogether } from "../together.js";
+import type { Stores } from "../types.js";
 import { NedbEventMappingStore } from "./events.js";
 import type { NedbFileOptions } from "./file.js";
 import { NedbKeyValueStore } from "./kv.js";
@@ -28,52 +29,43 @@ export interface NedbStoresOptions {
 }
 
 /**
- * Opens every store under `dataDir`. If one fails to open, those already open are closed before
- * the error is rethrown, so no compaction timer is left behind.
+ * Opens every store under `dataDir`, all of them NeDB. If one fails to open, those already open
+ * are closed before the error is rethrown, so no compaction timer is left behind. `openStores`
+ * (what `Appservice` uses) puts the transaction queue and processed ids in a journal instead.
  */
 export async function openNedbStores<E = unknown>(options: NedbStoresOptions): Promise<Stores<E>> {
+  const fileOptions = nedbFileOptions(options);
+  return openTogether<Omit<Stores<E>, "close">>({
+    transactions: NedbTransactionStore.open<E>(fileOptions),
+    processedEvents: NedbProcessedEventStore.open({ ...fileOptions, window: options.processedEventWindow }),
+    ...openNedbMappingStores(fileOptions),
+  });
+}
+
+/** The per-file options shared by every NeDB store; throws without a dataDir unless in memory. */
+export function nedbFileOptions(options: NedbStoresOptions): Omit<NedbFileOptions, "name"> {
   if (!options.inMemory && !options.dataDir) {
-    throw new StoreValueError("openNedbStores needs a dataDir, or inMemory: true");
+    throw new StoreValueError("Opening the stores needs a dataDir, or inMemory: true");
   }
-  const fileOptions: Omit<NedbFileOptions, "name"> = {
+  return {
     logger: options.logger.child({ component: "stores" }),
     dataDir: options.dataDir,
     inMemory: options.inMemory,
     autocompactionIntervalMs: options.autocompactionIntervalMs,
     maxCorruptLines: options.maxCorruptLines,
   };
-  const opening = [
-    NedbTransactionStore.open<E>(fileOptions),
-    NedbProcessedEventStore.open({ ...fileOptions, window: options.processedEventWindow }),
-    NedbRoomLinkStore.open(fileOptions),
-    NedbUserMappingStore.open(fileOptions),
-    NedbEventMappingStore.open(fileOptions),
-    NedbKeyValueStore.open(fileOptions),
-  ] as const;
-  const results = await Promise.allSettled(opening);
-  const opened = results.flatMap((r) => (r.status === "fulfilled" ? [r.value as Closable] : []));
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
-  if (failed) {
-    await closeAll(opened).catch(() => {});
-    throw failed.reason;
-  }
-  const [transactions, processedEvents, roomLinks, userMappings, eventMappings, keyValue] =
-    await Promise.all(opening);
-  return {
-    transactions,
-    processedEvents,
-    roomLinks,
-    userMappings,
-    eventMappings,
-    keyValue,
-    close: () => closeAll(opened),
-  };
 }
 
-async function closeAll(stores: Closable[]): Promise<void> {
-  const results = await Promise.allSettled(stores.map((store) => store.close()));
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
-  if (failed) throw failed.reason;
+/** Starts opening the room link, user mapping, event mapping and key/value stores. */
+export function openNedbMappingStores(fileOptions: Omit<NedbFileOptions, "name">): {
+  [K in "roomLinks" | "userMappings" | "eventMappings" | "keyValue"]: Promise<Stores[K]>;
+} {
+  return {
+    roomLinks: NedbRoomLinkStore.open(fileOptions),
+    userMappings: NedbUserMappingStore.open(fileOptions),
+    eventMappings: NedbEventMappingStore.open(fileOptions),
+    keyValue: NedbKeyValueStore.open(fileOptions),
+  };
 }
 
 export { NedbEventMappingStore } from "./events.js";

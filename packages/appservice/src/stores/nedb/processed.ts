@@ -48,8 +48,18 @@ export class NedbProcessedEventStore extends NedbBackedStore implements Processe
   }
 
   async has(eventId: string): Promise<boolean> {
+    return this.hasSync(eventId);
+  }
+
+  hasSync(eventId: string): boolean {
     this.file.assertOpen();
     return this.ids.has(eventId);
+  }
+
+  /** The remembered ids, oldest first. */
+  windowIds(): string[] {
+    this.file.assertOpen();
+    return this.chunks.flatMap((chunk) => chunk.ids);
   }
 
   add(eventId: string): Promise<void> {

@@ -1,0 +1,237 @@
+import {
+  closeSync,
+  fstatSync,
+  fsyncSync,
+  ftruncateSync,
+  openSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
+import { mkdir, open, rm } from "node:fs/promises";
+import path from "node:path";
+import type { Logger } from "../../logging.js";
+import { StoreClosedError, StoreError } from "../errors.js";
+
+/**
+ * An append-only file of newline-terminated records, kept open for the life of the process.
+ *
+ * - `append` writes synchronously (one `write(2)` into the page cache, on the event loop): when it
+ *   returns the record survives the process being killed. There is no fsync per record, exactly
+ *   as with NeDB before: a power loss or kernel crash can lose the last seconds of writes.
+ * - A write that fails part-way is cut off again (`ftruncate` to the previous size), so a failed
+ *   append never leaves half a record in front of the next one. If even that fails the file
+ *   refuses further appends until it is reopened, and the half record stays last, where readers
+ *   drop it as torn.
+ * - `replace` swaps in a new content (compaction): it is written to a temp file and fsynced off the
+ *   event loop while appends go on; those appends are copied after it, and it is renamed over the
+ *   file. A crash at any point leaves either the old file or the new one, both complete.
+ */
+export class AppendFile {
+  private fd: number;
+  private size: number;
+  private broken: Error | undefined;
+  private closed = false;
+  /** Records appended while a replacement is being written, to copy onto it before the rename. */
+  private tail: string[] | undefined;
+
+  private constructor(
+    readonly filename: string,
+    fd: number,
+    private readonly logger: Logger,
+  ) {
+    this.fd = fd;
+    this.size = fstatSync(fd).size;
+  }
+
+  /** Writes `content` as the whole file (temp file, fsync, rename) and opens it for appending. */
+  static async create(filename: string, content: string, logger: Logger): Promise<AppendFile> {
+    await mkdir(path.dirname(filename), { recursive: true });
+    await writeDurably(`${filename}.tmp`, content);
+    renameSync(`${filename}.tmp`, filename);
+    await fsyncDirectory(path.dirname(filename));
+    return new AppendFile(filename, openSync(filename, "a"), logger);
+  }
+
+  get bytes(): number {
+    return this.size;
+  }
+
+  /** Appends one record; `record` must end with "\n" and contain no other newline. */
+  append(record: string): void {
+    if (this.closed) throw new StoreClosedError(path.basename(this.filename));
+    if (this.broken)
+      throw new StoreError(`${this.filename} is unusable after a failed write`, { cause: this.broken });
+    let written: number;
+    try {
+      written = writeFully(this.fd, record);
+    } catch (cause) {
+      this.cutOff(cause);
+      throw new StoreError(`Could not append to ${this.filename}`, { cause });
+    }
+    this.size += written;
+    this.tail?.push(record);
+  }
+
+  /**
+   * Replaces the file's content with `snapshot` plus whatever is appended until the swap. Only one
+   * replacement runs at a time; the caller serialises them.
+   */
+  async replace(snapshot: string): Promise<void> {
+    if (this.closed || this.broken) return;
+    const temp = `${this.filename}.tmp`;
+    this.tail = [];
+    try {
+      await writeDurably(temp, snapshot);
+      if (this.closed || this.broken) throw new StoreError("closed while compacting");
+      // From here to the swap nothing yields, so no append can slip between the copy and the rename.
+      const fd = openSync(temp, "a");
+      try {
+        writeFully(fd, this.tail.join(""));
+        renameSync(temp, this.filename);
+      } catch (err) {
+        closeSync(fd);
+        throw err;
+      }
+      closeSync(this.fd);
+      this.fd = fd;
+      this.size = fstatSync(fd).size;
+    } catch (err) {
+      await rm(temp, { force: true }).catch(() => {});
+      throw err;
+    } finally {
+      this.tail = undefined;
+    }
+    // The rename itself is durable once the directory is; not needed to survive a process kill.
+    await fsyncDirectory(path.dirname(this.filename));
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    closeSync(this.fd);
+  }
+
+  private cutOff(cause: unknown): void {
+    try {
+      ftruncateSync(this.fd, this.size);
+    } catch (err) {
+      this.broken = cause instanceof Error ? cause : new Error(String(cause));
+      this.logger.error(
+        { err, file: this.filename },
+        "Could not cut off a failed append; refusing further writes",
+      );
+    }
+  }
+}
+
+/**
+ * Writes all of `text` at the end of `fd` (opened for appending); returns the byte count. The
+ * common case is one `write(2)`; a short write (disk full, file size limit) is finished from the
+ * encoded bytes, or fails.
+ */
+function writeFully(fd: number, text: string): number {
+  if (text === "") return 0;
+  const expected = Buffer.byteLength(text, "utf8");
+  let written = writeSync(fd, text);
+  if (written < expected) {
+    const bytes = Buffer.from(text, "utf8");
+    while (written < expected) {
+      const n = writeSync(fd, bytes, written);
+      if (n <= 0) throw new StoreError("Short write");
+      written += n;
+    }
+  }
+  return written;
+}
+
+/** Writes a whole file and fsyncs it, off the event loop. */
+async function writeDurably(filename: string, content: string): Promise<void> {
+  const handle = await open(filename, "w");
+  try {
+    await handle.writeFile(content, "utf8");
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Best effort: not every platform lets a directory be fsynced. */
+async function fsyncDirectory(dir: string): Promise<void> {
+  let fd: number | undefined;
+  try {
+    fd = openSync(dir, "r");
+    fsyncSync(fd);
+  } catch {
+    // Nothing to do: the rename is still atomic, only its durability across power loss is weaker.
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+export interface ReadLinesResult {
+  /** Lines read, including empty ones (so line numbers match an editor's). */
+  lines: number;
+  /** Bytes after the last newline: a record whose write was cut short. */
+  tornTail: boolean;
+}
+
+/**
+ * Calls `onLine` for each newline-terminated line of `filename`, streaming in chunks so the file
+ * may be larger than the largest string. A missing file reads as empty. Text after the last
+ * newline is reported as a torn tail and not passed on: every record is written with its newline
+ * in the same write, so a record without one was never acknowledged.
+ */
+export async function readLines(
+  filename: string,
+  onLine: (line: string, lineNo: number) => void,
+): Promise<ReadLinesResult> {
+  const result: ReadLinesResult = { lines: 0, tornTail: false };
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(filename, "r");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return result;
+    throw err;
+  }
+  try {
+    const chunk = Buffer.allocUnsafe(1 << 20);
+    let carry: Buffer[] = [];
+    for (;;) {
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
+      if (bytesRead === 0) break;
+      const data = chunk.subarray(0, bytesRead);
+      let start = 0;
+      for (let nl = data.indexOf(10, start); nl !== -1; nl = data.indexOf(10, start)) {
+        let line: string;
+        if (carry.length > 0) {
+          carry.push(data.subarray(start, nl));
+          line = Buffer.concat(carry).toString("utf8");
+          carry = [];
+        } else {
+          line = data.toString("utf8", start, nl);
+        }
+        result.lines += 1;
+        onLine(line, result.lines);
+        start = nl + 1;
+      }
+      // Copied: `chunk` is reused by the next read.
+      if (start < bytesRead) carry.push(Buffer.from(data.subarray(start)));
+    }
+    result.tornTail = carry.some((piece) => piece.length > 0);
+  } finally {
+    await handle.close();
+  }
+  return result;
+}
+
+/** Removes a file if it exists. */
+export function removeIfExists(filename: string): boolean {
+  try {
+    unlinkSync(filename);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw err;
+  }
+}

@@ -1,0 +1,370 @@
+import path from "node:path";
+import type { Logger } from "../../logging.js";
+import { StoreClosedError, StoreCorruptError, StoreError, StoreValueError } from "../errors.js";
+import { toJson } from "../nedb/file.js";
+import { DEFAULT_PROCESSED_WINDOW } from "../nedb/processed.js";
+import type { AppendOptions, PendingTransaction, ProcessedEventStore, TransactionStore } from "../types.js";
+import { AppendFile, readLines, removeIfExists } from "./file.js";
+import { IdWindow } from "./window.js";
+
+/** Written as the first record; a journal from a newer format is refused rather than misread. */
+export const JOURNAL_FORMAT_VERSION = 1;
+export const DEFAULT_JOURNAL_FILE = "transactions.journal";
+/**
+ * Compact once the file has grown this much since the last compaction. Every event passes through
+ * the journal about twice (its transaction, then its id), so at 100,000 events/s this is a
+ * compaction every couple of seconds; each rewrites only the pending transactions and the id window.
+ */
+export const DEFAULT_JOURNAL_COMPACT_AFTER_BYTES = 64 * 1024 * 1024;
+/** Ids per record when the window is rewritten, to keep lines a reasonable length. */
+const IDS_PER_RECORD = 1_000;
+
+export interface TransactionJournalOptions<E = unknown> {
+  /** Directory of the journal file; required unless `inMemory`. Created if missing. */
+  dataDir?: string;
+  /** Nothing touches the disk: for tests. */
+  inMemory?: boolean;
+  logger: Logger;
+  /** File name under `dataDir` (default `transactions.journal`). */
+  fileName?: string;
+  /** How many handled event ids are remembered (default 10,000). See `NedbStoresOptions`. */
+  processedEventWindow?: number;
+  /** Unreadable lines tolerated on open, a torn last line included (default 1: what a crash can leave). */
+  maxCorruptLines?: number;
+  /** See {@link DEFAULT_JOURNAL_COMPACT_AFTER_BYTES}. */
+  compactAfterBytes?: number;
+  /**
+   * Work carried over from another store (the NeDB files of an earlier version): queued after
+   * what the journal already holds, and written into it by the compaction on open.
+   */
+  seed?: { transactions: readonly PendingTransaction<E>[]; processedEventIds: readonly string[] };
+}
+
+interface PendingEntry<E> {
+  txn: PendingTransaction<E>;
+  /** The record as written, newline included; compaction copies it unchanged. */
+  record: string;
+}
+
+type JsonObject = Record<string, unknown>;
+
+/**
+ * The durable queue between acknowledging a transaction and handling its events, and the window
+ * of handled event ids, in one append-only journal file (see docs/architecture.md, "Transaction
+ * journal"). Records, one JSON object a line:
+ *
+ * - `{"op":"journal","version":1,"seq":N}`: first line; `seq` is the last sequence number issued.
+ * - `{"op":"txn","seq":N,"txnId":"…","at":ms,"events":[…]}`: an accepted transaction; or with
+ *   `"body":{…}` instead of `events`, the homeserver's body verbatim, its events under `events`.
+ * - `{"op":"done","seqs":[…]}`: transactions whose events were all handled.
+ * - `{"op":"ids","ids":[…]}`: handled event ids, for de-duplication.
+ *
+ * Everything live is also held in memory, so reads never touch the disk. Writes are synchronous
+ * appends (see {@link AppendFile}); the file is compacted on open, on close, and once it has grown
+ * by `compactAfterBytes`.
+ */
+export class TransactionJournal<E = unknown> implements TransactionStore<E> {
+  /** The window of handled ids, persisted in this journal. Closing it closes the journal. */
+  readonly processedEvents: JournalProcessedEventStore;
+  private file: AppendFile | undefined;
+  private readonly pendingTxns = new Map<number, PendingEntry<E>>();
+  private lastSeq = 0;
+  /** File size after the last compaction. */
+  private baseline = 0;
+  private compacting: Promise<void> | undefined;
+  private closed = false;
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    readonly name: string,
+    private readonly window: IdWindow,
+    private readonly logger: Logger,
+    private readonly compactAfterBytes: number,
+  ) {
+    this.processedEvents = new JournalProcessedEventStore(this, window);
+  }
+
+  static async open<E = unknown>(options: TransactionJournalOptions<E>): Promise<TransactionJournal<E>> {
+    const fileName = options.fileName ?? DEFAULT_JOURNAL_FILE;
+    const logger = options.logger.child({ store: fileName });
+    const window = new IdWindow(Math.max(1, options.processedEventWindow ?? DEFAULT_PROCESSED_WINDOW));
+    const journal = new TransactionJournal<E>(
+      fileName,
+      window,
+      logger,
+      Math.max(1, options.compactAfterBytes ?? DEFAULT_JOURNAL_COMPACT_AFTER_BYTES),
+    );
+    if (options.inMemory) {
+      journal.applySeed(options.seed);
+      return journal;
+    }
+    if (!options.dataDir) throw new StoreValueError("The transaction journal needs a dataDir or inMemory");
+    const filename = path.join(options.dataDir, fileName);
+    // Left by a compaction cut short; the journal itself is always whole, so it is simply dropped.
+    removeIfExists(`${filename}.tmp`);
+    const corrupt: number[] = [];
+    const scan = await readLines(filename, (line, lineNo) => {
+      if (line !== "" && !journal.replay(line)) corrupt.push(lineNo);
+    });
+    if (scan.tornTail) corrupt.push(scan.lines + 1);
+    const maxCorrupt = options.maxCorruptLines ?? 1;
+    const totalLines = scan.lines + (scan.tornTail ? 1 : 0);
+    if (corrupt.length > maxCorrupt) throw new StoreCorruptError(filename, corrupt, totalLines, maxCorrupt);
+    if (corrupt.length > 0) {
+      logger.warn(
+        { file: filename, corruptLines: corrupt, totalLines },
+        "Dropping unreadable journal lines, most likely a write cut short by a crash",
+      );
+    }
+    journal.applySeed(options.seed);
+    // Rewriting on open drops a torn tail before anything is appended after it.
+    journal.file = await AppendFile.create(filename, journal.snapshot(), logger);
+    journal.baseline = journal.file.bytes;
+    return journal;
+  }
+
+  append(txnId: string, events: readonly E[], options?: AppendOptions): Promise<PendingTransaction<E>> {
+    try {
+      return Promise.resolve(this.appendNow(txnId, events, options?.body));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** Every transaction not yet removed, oldest first. */
+  async pending(): Promise<PendingTransaction<E>[]> {
+    this.assertOpen();
+    const txns: PendingTransaction<E>[] = [];
+    for (const { txn } of this.pendingTxns.values()) txns.push({ ...txn, events: [...txn.events] });
+    return txns.sort((a, b) => a.seq - b.seq);
+  }
+
+  async remove(seqs: readonly number[]): Promise<void> {
+    this.assertOpen();
+    const known = seqs.filter((seq) => this.pendingTxns.has(seq));
+    if (known.length === 0) return;
+    if (this.file) this.write(`{"op":"done","seqs":${JSON.stringify(known)}}\n`);
+    for (const seq of known) this.pendingTxns.delete(seq);
+  }
+
+  async count(): Promise<number> {
+    this.assertOpen();
+    return this.pendingTxns.size;
+  }
+
+  /**
+   * Rewrites the file to what is live now, after any compaction already running (which may predate
+   * the last writes). Errors are logged, not thrown: a failed compaction loses nothing.
+   */
+  async compact(): Promise<void> {
+    await this.compacting;
+    await this.startCompaction();
+  }
+
+  private startCompaction(): Promise<void> {
+    const file = this.file;
+    if (!file || this.closed) return Promise.resolve();
+    this.compacting ??= file
+      .replace(this.snapshot())
+      .then(() => {
+        this.baseline = file.bytes;
+      })
+      .catch((err: unknown) => this.logger.error({ err }, "Journal compaction failed"))
+      .finally(() => {
+        this.compacting = undefined;
+      });
+    return this.compacting;
+  }
+
+  /** Compacts, closes the file and refuses further use. Idempotent; closes `processedEvents` too. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.compact();
+      this.closed = true;
+      this.file?.close();
+    })();
+    return this.closing;
+  }
+
+  assertOpen(): void {
+    if (this.closed) throw new StoreClosedError(this.name);
+  }
+
+  /** Persists handled ids, then adds them to the window. */
+  recordProcessed(eventIds: readonly string[]): void {
+    this.assertOpen();
+    if (eventIds.length === 0) return;
+    // Not filtered against the window first: callers pass ids they just found missing from it, and
+    // an id written twice is only added once, on replay as here.
+    if (this.file) this.write(`{"op":"ids","ids":${JSON.stringify(eventIds)}}\n`);
+    // Only after the write: `has` must never claim what a crash could forget.
+    for (const id of eventIds) this.window.add(id);
+  }
+
+  private appendNow(txnId: string, events: readonly E[], body: string | undefined): PendingTransaction<E> {
+    this.assertOpen();
+    const seq = this.lastSeq + 1;
+    const receivedAt = Date.now();
+    // In memory there is no file to write or compact: the record is never needed.
+    const record = this.file ? txnRecord(seq, txnId, receivedAt, events, body) : "";
+    this.write(record);
+    this.lastSeq = seq;
+    const txn: PendingTransaction<E> = { seq, txnId, events: [...events], receivedAt };
+    this.pendingTxns.set(seq, { txn, record });
+    return txn;
+  }
+
+  private write(record: string): void {
+    const file = this.file;
+    if (!file) return;
+    file.append(record);
+    if (file.bytes - this.baseline >= this.compactAfterBytes && !this.compacting) void this.startCompaction();
+  }
+
+  /** The live state as journal text. */
+  private snapshot(): string {
+    const parts = [`{"op":"journal","version":${JOURNAL_FORMAT_VERSION},"seq":${this.lastSeq}}\n`];
+    const ids = this.window.toArray();
+    for (let i = 0; i < ids.length; i += IDS_PER_RECORD) {
+      parts.push(`{"op":"ids","ids":${JSON.stringify(ids.slice(i, i + IDS_PER_RECORD))}}\n`);
+    }
+    for (const entry of this.pendingTxns.values()) parts.push(entry.record);
+    return parts.join("");
+  }
+
+  /** Applies one journal line; false when it is not a record this version can read. */
+  private replay(line: string): boolean {
+    let record: unknown;
+    try {
+      record = JSON.parse(line);
+    } catch {
+      return false;
+    }
+    if (!isObject(record)) return false;
+    switch (record.op) {
+      case "txn": {
+        const { seq, txnId, at } = record;
+        const events = Array.isArray(record.events)
+          ? record.events
+          : isObject(record.body) && Array.isArray(record.body.events)
+            ? record.body.events
+            : undefined;
+        if (!isSeq(seq) || typeof txnId !== "string" || typeof at !== "number" || !events) return false;
+        this.pendingTxns.set(seq, {
+          txn: { seq, txnId, events: events as E[], receivedAt: at },
+          record: `${line}\n`,
+        });
+        this.lastSeq = Math.max(this.lastSeq, seq);
+        return true;
+      }
+      case "done": {
+        if (!Array.isArray(record.seqs) || !record.seqs.every(isSeq)) return false;
+        for (const seq of record.seqs) this.pendingTxns.delete(seq);
+        return true;
+      }
+      case "ids": {
+        if (!Array.isArray(record.ids) || !record.ids.every((id) => typeof id === "string")) return false;
+        for (const id of record.ids) this.window.add(id);
+        return true;
+      }
+      case "journal": {
+        const { version, seq } = record;
+        if (typeof version !== "number" || !(seq === 0 || isSeq(seq))) return false;
+        if (version > JOURNAL_FORMAT_VERSION) {
+          throw new StoreError(
+            `${this.name} was written in journal format ${version}; this version reads up to ${JOURNAL_FORMAT_VERSION}`,
+          );
+        }
+        this.lastSeq = Math.max(this.lastSeq, seq);
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
+
+  private applySeed(seed: TransactionJournalOptions<E>["seed"]): void {
+    if (!seed) return;
+    for (const id of seed.processedEventIds) this.window.add(id);
+    for (const txn of seed.transactions) {
+      const seq = this.lastSeq + 1;
+      const record = txnRecord(seq, txn.txnId, txn.receivedAt, txn.events, undefined);
+      this.pendingTxns.set(seq, { txn: { ...txn, seq }, record });
+      this.lastSeq = seq;
+    }
+  }
+}
+
+/**
+ * The processed-id window of a {@link TransactionJournal}. Lookups are in memory; `hasSync` lets
+ * the dispatcher skip a promise per event.
+ */
+export class JournalProcessedEventStore implements ProcessedEventStore {
+  constructor(
+    private readonly journal: ProcessedIdsHost,
+    private readonly window: IdWindow,
+  ) {}
+
+  hasSync(eventId: string): boolean {
+    this.journal.assertOpen();
+    return this.window.has(eventId);
+  }
+
+  async has(eventId: string): Promise<boolean> {
+    return this.hasSync(eventId);
+  }
+
+  async add(eventId: string): Promise<void> {
+    this.journal.recordProcessed([eventId]);
+  }
+
+  async addMany(eventIds: readonly string[]): Promise<void> {
+    this.journal.recordProcessed(eventIds);
+  }
+
+  async size(): Promise<number> {
+    this.journal.assertOpen();
+    return this.window.size;
+  }
+
+  /** The remembered ids, oldest first. */
+  windowIds(): string[] {
+    return this.window.toArray();
+  }
+
+  close(): Promise<void> {
+    return this.journal.close();
+  }
+}
+
+/** What the processed-id store needs of its journal. */
+interface ProcessedIdsHost {
+  assertOpen(): void;
+  recordProcessed(eventIds: readonly string[]): void;
+  close(): Promise<void>;
+}
+
+/**
+ * A transaction record, built by concatenation. With `body` (see `AppendOptions`) its own text
+ * saves serialising the events again; JSON allows a newline only as whitespace between tokens, so
+ * replacing one with a space keeps the value and the record on one line.
+ */
+function txnRecord(
+  seq: number,
+  txnId: string,
+  receivedAt: number,
+  events: readonly unknown[],
+  body: string | undefined,
+): string {
+  const head = `{"op":"txn","seq":${seq},"txnId":${JSON.stringify(txnId)},"at":${receivedAt},`;
+  if (body === undefined) return `${head}"events":${toJson(events, "Transaction events")}}\n`;
+  return `${head}"body":${body.includes("\n") ? body.replace(/\n/g, " ") : body}}\n`;
+}
+
+function isObject(value: unknown): value is JsonObject {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function isSeq(value: unknown): value is number {
+  return typeof value === "number" && Number.isSafeInteger(value) && value > 0;
+}
