@@ -17,7 +17,7 @@ interface Target {
 }
 
 const targets: Target[] = [
-  { name: "Trestle (NeDB, durable)", script: "targets/trestle.ts" },
+  { name: "Trestle (journal, durable)", script: "targets/trestle.ts" },
   { name: "matrix-appservice 2.x (memory only)", script: "targets/matrix-appservice.ts" },
 ];
 

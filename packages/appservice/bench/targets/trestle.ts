@@ -1,4 +1,4 @@
-// Trestle's appservice API with the durable store on: every transaction is written to NeDB
+// Trestle's appservice API with the durable store on: every transaction is written to the journal
 // before the 200, then dispatched in order per room to a no-op handler.
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";

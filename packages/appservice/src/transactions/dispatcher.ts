@@ -51,10 +51,40 @@ export class DispatcherNotRunningError extends Error {
   }
 }
 
+/** Events started before the dispatcher yields to the event loop, when handlers settle at once. */
+const PUMP_BUDGET = 64;
+
+/** A queued transaction's progress: its events share this object. */
+interface TxnProgress {
+  seq: number;
+  /** Events not yet done. */
+  remaining: number;
+  /** `performance.now()` at enqueue, for the latency histogram. */
+  enqueuedAt: number;
+}
+
 interface QueuedEvent<E> {
   event: E;
-  seq: number;
-  enqueuedAt: number;
+  txn: TxnProgress;
+}
+
+interface RoomQueue<E> {
+  id: string;
+  queue: Fifo<QueuedEvent<E>>;
+  /** An event of this room is being handled. */
+  active: boolean;
+  /** Listed in `ready`. */
+  ready: boolean;
+}
+
+/** A handler call that returned a promise, watched for the timeout. */
+interface RunningHandler<E> {
+  room: RoomQueue<E>;
+  item: QueuedEvent<E>;
+  /** `performance.now()` after which it is abandoned. */
+  deadline: number;
+  /** Finished, or abandoned on timeout. */
+  settled: boolean;
 }
 
 type State = "idle" | "starting" | "running" | "stopping" | "stopped";
@@ -67,6 +97,10 @@ type State = "idle" | "starting" | "running" | "stopping" | "stopped";
  * written) when the process died is handled again after restart. Completions are written in
  * batches, the processed event ids before the removal of their transactions, so a crash between
  * the two writes only leaves transactions whose events are then skipped as duplicates.
+ *
+ * The per-event path allocates no timer and, when the processed store answers synchronously
+ * (`hasSync`) and the handler is synchronous or returns a promise, only the handler's own promise:
+ * one watchdog timer covers every running handler's timeout, and counters are batched.
  */
 export class EventDispatcher<E extends DispatchableEvent> {
   readonly transactions: TransactionStore<E>;
@@ -80,15 +114,23 @@ export class EventDispatcher<E extends DispatchableEvent> {
   private readonly flushBatchSize: number;
 
   private state: State = "idle";
-  private readonly rooms = new Map<string, Fifo<QueuedEvent<E>>>();
+  private readonly rooms = new Map<string, RoomQueue<E>>();
   /** Rooms with queued events and no event being handled, in turn order. */
-  private readonly readyRooms = new Set<string>();
-  private readonly activeRooms = new Set<string>();
+  private readonly ready = new Fifo<RoomQueue<E>>();
+  /** Rooms with an event being handled. */
+  private active = 0;
   private queued = 0;
-  /** Events of each pending transaction not yet done, by transaction seq. */
-  private readonly remaining = new Map<number, number>();
   private depthWaiters: { limit: number; resolve: () => void }[] = [];
   private idleWaiters: (() => void)[] = [];
+  private pumping = false;
+  private pumpScheduled = false;
+  /** Events started since the last scheduled pump; see {@link PUMP_BUDGET}. */
+  private startedThisTurn = 0;
+  /** Handlers that returned a promise, oldest first (so also by deadline). */
+  private readonly running = new Set<RunningHandler<E>>();
+  private watchdog: NodeJS.Timeout | undefined;
+  /** Counted here and added to the metrics at each flush: a counter increment per event adds up. */
+  private dispatchedSinceFlush = 0;
 
   /** Handled events not yet written to the processed store: de-duplication must see them too. */
   private readonly unflushed = new Set<string>();
@@ -111,7 +153,7 @@ export class EventDispatcher<E extends DispatchableEvent> {
 
   /** Room events queued or being handled. */
   get depth(): number {
-    return this.queued + this.activeRooms.size;
+    return this.queued + this.active;
   }
 
   /**
@@ -140,27 +182,33 @@ export class EventDispatcher<E extends DispatchableEvent> {
     return events;
   }
 
-  /** Queues a persisted transaction's events. */
+  /** Queues a persisted transaction's events. Handlers start from a later macrotask, not inside this call. */
   enqueue(txn: PendingTransaction<E>): void {
     if (this.state !== "running") throw new DispatcherNotRunningError(this.state);
-    if (txn.events.length === 0) {
-      this.markTransactionDone(txn.seq);
+    const events = txn.events;
+    if (events.length === 0) {
+      this.doneSeqs.push(txn.seq);
+      this.scheduleFlush();
       return;
     }
-    this.remaining.set(txn.seq, txn.events.length);
-    const enqueuedAt = performance.now();
-    for (const event of txn.events) {
-      let queue = this.rooms.get(event.room_id);
-      if (!queue) {
-        queue = new Fifo();
-        this.rooms.set(event.room_id, queue);
+    const progress: TxnProgress = { seq: txn.seq, remaining: events.length, enqueuedAt: performance.now() };
+    for (const event of events) {
+      let room = this.rooms.get(event.room_id);
+      if (!room) {
+        room = { id: event.room_id, queue: new Fifo(), active: false, ready: false };
+        this.rooms.set(event.room_id, room);
       }
-      queue.push({ event, seq: txn.seq, enqueuedAt });
-      if (!this.activeRooms.has(event.room_id)) this.readyRooms.add(event.room_id);
+      room.queue.push({ event, txn: progress });
+      if (!room.active && !room.ready) {
+        room.ready = true;
+        this.ready.push(room);
+      }
     }
-    this.queued += txn.events.length;
+    this.queued += events.length;
     this.metrics.queueDepth.set(this.depth);
-    this.pump();
+    // A macrotask, not a microtask: the acknowledgement that follows an enqueue is written to the
+    // socket first, and handling overlaps with the homeserver preparing its next transaction.
+    this.schedulePump();
   }
 
   /** Resolves once at most `limit` events are queued or being handled, or the dispatcher stops. */
@@ -186,17 +234,19 @@ export class EventDispatcher<E extends DispatchableEvent> {
   async stop(timeoutMs = 10_000): Promise<void> {
     if (this.state === "stopped" || this.state === "stopping") return;
     this.state = "stopping";
-    const idle = this.activeRooms.size === 0 || (await withTimeout(this.waitForIdle(), timeoutMs));
+    const idle = this.active === 0 || (await withTimeout(this.waitForIdle(), timeoutMs));
     if (!idle) {
       this.logger.warn(
-        { running: this.activeRooms.size, timeoutMs },
+        { running: this.active, timeoutMs },
         "Stopping with event handlers still running; their events will be handled again after restart",
       );
     }
     await this.flush();
     this.state = "stopped";
+    if (this.watchdog) clearTimeout(this.watchdog);
+    this.watchdog = undefined;
     this.rooms.clear();
-    this.readyRooms.clear();
+    while (this.ready.shift()) {}
     this.queued = 0;
     this.metrics.queueDepth.set(0);
     for (const waiter of this.depthWaiters) waiter.resolve();
@@ -212,122 +262,186 @@ export class EventDispatcher<E extends DispatchableEvent> {
     return run;
   }
 
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.startedThisTurn = 0;
+      this.pump();
+    });
+  }
+
   private pump(): void {
-    while (this.state === "running" && this.activeRooms.size < this.concurrency && this.readyRooms.size > 0) {
-      const roomId = this.readyRooms.values().next().value as string;
-      this.readyRooms.delete(roomId);
-      const item = this.rooms.get(roomId)?.shift();
-      if (!item) continue;
-      this.queued -= 1;
-      this.activeRooms.add(roomId);
-      void this.process(roomId, item);
-    }
-  }
-
-  private async process(roomId: string, item: QueuedEvent<E>): Promise<void> {
+    // Re-entered when a handler finishes synchronously; the loop below picks its room up again.
+    if (this.pumping) return;
+    this.pumping = true;
     try {
-      await this.handle(item);
-    } catch (err) {
-      // handle() catches handler errors; anything here is a dispatcher bug, which must not wedge the room.
-      this.logger.error({ err, eventId: item.event.event_id, roomId }, "Event dispatch failed");
-    } finally {
-      this.activeRooms.delete(roomId);
-      const queue = this.rooms.get(roomId);
-      if (queue && queue.length > 0) {
-        if (this.state === "running") this.readyRooms.add(roomId);
-      } else {
-        this.rooms.delete(roomId);
+      while (this.state === "running" && this.active < this.concurrency) {
+        if (this.startedThisTurn >= PUMP_BUDGET) {
+          // Handlers that settle at once chain through microtasks, which run before any I/O: without
+          // a break, a burst of them would hold back the next transaction and its acknowledgement.
+          this.schedulePump();
+          break;
+        }
+        this.startedThisTurn += 1;
+        const room = this.ready.shift();
+        if (!room) break;
+        room.ready = false;
+        const item = room.queue.shift();
+        if (!item) continue;
+        this.queued -= 1;
+        this.active += 1;
+        room.active = true;
+        this.begin(room, item);
       }
-      this.afterCompletion();
+    } finally {
+      this.pumping = false;
     }
   }
 
-  private async handle(item: QueuedEvent<E>): Promise<void> {
-    const { event } = item;
-    const eventId = event.event_id;
-    if (await this.alreadyHandled(eventId)) {
-      this.metrics.duplicates.inc();
-      this.logger.debug({ eventId, roomId: event.room_id }, "Skipping already handled event");
-      this.eventDone(item.seq, undefined);
+  /** Checks for a duplicate, then runs the handler. */
+  private begin(room: RoomQueue<E>, item: QueuedEvent<E>): void {
+    const eventId = item.event.event_id;
+    if (this.unflushed.has(eventId)) {
+      this.skipDuplicate(room, item);
       return;
     }
-    this.metrics.dispatched.inc();
+    if (!this.processed.hasSync) {
+      this.processed.has(eventId).then(
+        (handled) => (handled ? this.skipDuplicate(room, item) : this.run(room, item)),
+        (err: unknown) => this.lookupFailed(err, room, item),
+      );
+      return;
+    }
+    let handled: boolean;
     try {
-      await this.runHandler(event);
+      handled = this.processed.hasSync(eventId);
     } catch (err) {
+      this.lookupFailed(err, room, item);
+      return;
+    }
+    if (handled) this.skipDuplicate(room, item);
+    else this.run(room, item);
+  }
+
+  private lookupFailed(err: unknown, room: RoomQueue<E>, item: QueuedEvent<E>): void {
+    // Handling twice beats dropping: the handler is the lesser risk.
+    const eventId = item.event.event_id;
+    this.logger.error({ err, eventId }, "Processed-event lookup failed; handling the event anyway");
+    this.run(room, item);
+  }
+
+  private skipDuplicate(room: RoomQueue<E>, item: QueuedEvent<E>): void {
+    this.metrics.duplicates.inc();
+    const { event_id: eventId, room_id: roomId } = item.event;
+    this.logger.debug({ eventId, roomId }, "Skipping already handled event");
+    this.eventDone(item.txn, undefined);
+    this.release(room);
+  }
+
+  private run(room: RoomQueue<E>, item: QueuedEvent<E>): void {
+    this.dispatchedSinceFlush += 1;
+    let result: unknown;
+    try {
+      result = this.handler(item.event);
+    } catch (err) {
+      this.finish(room, item, true, err);
+      return;
+    }
+    if (!isPromiseLike(result)) {
+      this.finish(room, item, false, undefined);
+      return;
+    }
+    const running: RunningHandler<E> = {
+      room,
+      item,
+      deadline: performance.now() + this.timeoutMs,
+      settled: false,
+    };
+    if (this.timeoutMs > 0) {
+      this.running.add(running);
+      this.armWatchdog();
+    }
+    result.then(
+      () => this.settle(running, false, undefined),
+      (err: unknown) => this.settle(running, true, err),
+    );
+  }
+
+  private settle(running: RunningHandler<E>, failed: boolean, err: unknown): void {
+    const eventId = running.item.event.event_id;
+    if (running.settled) {
+      // Abandoned on timeout earlier; its room has long moved on.
+      if (failed) this.logger.error({ err, eventId }, "Timed-out event handler failed after all");
+      else this.logger.info({ eventId }, "Timed-out event handler finished after all");
+      return;
+    }
+    running.settled = true;
+    this.running.delete(running);
+    this.finish(running.room, running.item, failed, err);
+  }
+
+  /** Abandons handlers past their deadline; one timer, armed for the oldest running handler. */
+  private armWatchdog(): void {
+    if (this.watchdog || this.state === "stopped") return;
+    const oldest = this.running.values().next();
+    if (oldest.done) return;
+    this.watchdog = setTimeout(() => this.expire(), Math.max(0, oldest.value.deadline - performance.now()));
+    // It may outlive the handler it was armed for; it must not keep a finished process alive.
+    this.watchdog.unref();
+  }
+
+  private expire(): void {
+    this.watchdog = undefined;
+    const now = performance.now();
+    for (const running of this.running) {
+      if (running.deadline > now) break;
+      running.settled = true;
+      this.running.delete(running);
+      this.finish(running.room, running.item, true, new HandlerTimeoutError(this.timeoutMs));
+    }
+    this.armWatchdog();
+  }
+
+  private finish(room: RoomQueue<E>, item: QueuedEvent<E>, failed: boolean, err: unknown): void {
+    const { event } = item;
+    if (failed) {
       const timedOut = err instanceof HandlerTimeoutError;
       this.metrics.failures.inc({ reason: timedOut ? "timeout" : "error" });
       // Ids and type only: content may be private messages.
-      const fields = { err, eventId, roomId: event.room_id, eventType: eventTypeOf(event) };
+      const fields = { err, eventId: event.event_id, roomId: event.room_id, eventType: eventTypeOf(event) };
       if (timedOut) this.logger.warn(fields, "Event handler timed out; moving on");
       else this.logger.error(fields, "Event handler failed");
     }
-    this.metrics.latency.observe((performance.now() - item.enqueuedAt) / 1000);
+    this.metrics.latency.observe((performance.now() - item.txn.enqueuedAt) / 1000);
     // After a stop the store may be closed: leave the event pending, to be redone after restart.
-    if (this.state !== "stopped") this.eventDone(item.seq, eventId);
+    if (this.state !== "stopped") this.eventDone(item.txn, event.event_id);
+    this.release(room);
   }
 
-  private async alreadyHandled(eventId: string): Promise<boolean> {
-    if (this.unflushed.has(eventId)) return true;
-    try {
-      return await this.processed.has(eventId);
-    } catch (err) {
-      // Handling twice beats dropping: the handler is the lesser risk.
-      this.logger.error({ err, eventId }, "Processed-event lookup failed; handling the event anyway");
-      return false;
-    }
-  }
-
-  private runHandler(event: E): Promise<void> {
-    // `then` turns a synchronous throw into a rejection.
-    const run = Promise.resolve().then(() => this.handler(event));
-    if (this.timeoutMs <= 0) return run;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        reject(new HandlerTimeoutError(this.timeoutMs));
-        run.then(
-          () => this.logger.info({ eventId: event.event_id }, "Timed-out event handler finished after all"),
-          (err: unknown) =>
-            this.logger.error({ err, eventId: event.event_id }, "Timed-out event handler failed after all"),
-        );
-      }, this.timeoutMs);
-    });
-    return Promise.race([run, timeout]).finally(() => clearTimeout(timer));
-  }
-
-  private eventDone(seq: number, handledId: string | undefined): void {
-    if (handledId !== undefined) {
-      this.unflushed.add(handledId);
-      this.doneIds.push(handledId);
-    }
-    const left = (this.remaining.get(seq) ?? 1) - 1;
-    if (left > 0) {
-      this.remaining.set(seq, left);
+  /** The room's event is done: give the room its next turn and start whatever can start. */
+  private release(room: RoomQueue<E>): void {
+    room.active = false;
+    this.active -= 1;
+    if (room.queue.length > 0) {
+      if (this.state === "running") {
+        room.ready = true;
+        this.ready.push(room);
+      }
     } else {
-      this.remaining.delete(seq);
-      this.markTransactionDone(seq);
+      this.rooms.delete(room.id);
     }
-    if (this.doneIds.length + this.doneSeqs.length >= this.flushBatchSize) void this.flush();
-    else if (!this.flushTimer) {
-      this.flushTimer = setTimeout(() => void this.flush(), this.flushIntervalMs);
-      this.flushTimer.unref();
-    }
-  }
-
-  private markTransactionDone(seq: number): void {
-    this.doneSeqs.push(seq);
-  }
-
-  private afterCompletion(): void {
-    this.metrics.queueDepth.set(this.depth);
     const depth = this.depth;
+    if (depth === 0) this.metrics.queueDepth.set(0);
     if (this.depthWaiters.length > 0) {
       const ready = this.depthWaiters.filter((w) => depth <= w.limit);
-      this.depthWaiters = this.depthWaiters.filter((w) => depth > w.limit);
-      for (const waiter of ready) waiter.resolve();
+      if (ready.length > 0) {
+        this.depthWaiters = this.depthWaiters.filter((w) => depth > w.limit);
+        for (const waiter of ready) waiter.resolve();
+      }
     }
-    if (this.activeRooms.size === 0 && this.idleWaiters.length > 0) {
+    if (this.active === 0 && this.idleWaiters.length > 0) {
       const waiters = this.idleWaiters;
       this.idleWaiters = [];
       for (const resolve of waiters) resolve();
@@ -335,13 +449,36 @@ export class EventDispatcher<E extends DispatchableEvent> {
     this.pump();
   }
 
+  private eventDone(txn: TxnProgress, handledId: string | undefined): void {
+    if (handledId !== undefined) {
+      this.unflushed.add(handledId);
+      this.doneIds.push(handledId);
+    }
+    txn.remaining -= 1;
+    if (txn.remaining === 0) this.doneSeqs.push(txn.seq);
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.doneIds.length + this.doneSeqs.length >= this.flushBatchSize) void this.flush();
+    else if (!this.flushTimer) {
+      this.flushTimer = setTimeout(() => void this.flush(), this.flushIntervalMs);
+      this.flushTimer.unref();
+    }
+  }
+
   private waitForIdle(): Promise<void> {
-    if (this.activeRooms.size === 0) return Promise.resolve();
+    if (this.active === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   /** Never rejects: a failed write is logged and its completions retried with the next batch. */
   private async writeCompletions(): Promise<void> {
+    if (this.dispatchedSinceFlush > 0) {
+      this.metrics.dispatched.inc(this.dispatchedSinceFlush);
+      this.dispatchedSinceFlush = 0;
+    }
+    this.metrics.queueDepth.set(this.depth);
     const ids = this.doneIds;
     const seqs = this.doneSeqs;
     if (ids.length === 0 && seqs.length === 0) return;
@@ -370,6 +507,12 @@ export class EventDispatcher<E extends DispatchableEvent> {
     this.flushTimer = setTimeout(() => void this.flush(), Math.max(this.flushIntervalMs, 1_000));
     this.flushTimer.unref();
   }
+}
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return (
+    typeof value === "object" && value !== null && typeof (value as { then?: unknown }).then === "function"
+  );
 }
 
 function eventTypeOf(event: DispatchableEvent): string | undefined {

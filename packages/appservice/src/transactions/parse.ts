@@ -9,9 +9,24 @@ type WireRoomEvent = Omit<MatrixEvent, "unsigned"> & { unsigned?: Record<string,
 
 /** `?` marks an optional field; an optional field that is present must still have the right type. */
 type FieldRule = "string" | "string?" | "object" | "object?" | "number";
-type FieldRules = Record<string, FieldRule>;
 
-const ROOM_EVENT_RULES: FieldRules = {
+/** Rules as a flat list, compiled once: checking 100 events must not re-read the rule strings. */
+interface CompiledRule {
+  field: string;
+  kind: "string" | "object" | "number";
+  optional: boolean;
+}
+type FieldRules = readonly CompiledRule[];
+
+function compile(rules: Record<string, FieldRule>): FieldRules {
+  return Object.entries(rules).map(([field, rule]) => ({
+    field,
+    kind: rule.replace("?", "") as CompiledRule["kind"],
+    optional: rule.endsWith("?"),
+  }));
+}
+
+const ROOM_EVENT_RULES = compile({
   type: "string",
   event_id: "string",
   room_id: "string",
@@ -20,22 +35,22 @@ const ROOM_EVENT_RULES: FieldRules = {
   content: "object",
   origin_server_ts: "number",
   unsigned: "object?",
-};
+});
 
-const EPHEMERAL_RULES: FieldRules = {
+const EPHEMERAL_RULES = compile({
   type: "string",
   content: "object",
   room_id: "string?",
   sender: "string?",
-};
+});
 
-const TO_DEVICE_RULES: FieldRules = {
+const TO_DEVICE_RULES = compile({
   type: "string",
   sender: "string",
   content: "object",
   to_user_id: "string",
   to_device_id: "string",
-};
+});
 
 /** Body keys in order of preference: the stable name first, then the unstable ones Synapse still sends. */
 const KEYS = {
@@ -64,20 +79,39 @@ interface ParseState {
  * makes Synapse resend the same transaction forever and stalls everything queued behind it.
  */
 export function parseTransaction(body: unknown, log?: Logger): ParsedTransaction {
+  return parseTransactionDetailed(body, log).txn;
+}
+
+export interface DetailedParse {
+  txn: ParsedTransaction;
+  /**
+   * Every room event of the body was kept as it is (none dropped, none given a missing
+   * `unsigned`): the body's `events`, parsed again, are exactly `txn.events`.
+   */
+  eventsAsSent: boolean;
+}
+
+/** {@link parseTransaction}, also telling whether the room events are the body's own. */
+export function parseTransactionDetailed(body: unknown, log?: Logger): DetailedParse {
   if (!isObject(body)) throw new BadJsonError("Transaction body must be a JSON object");
   if (body.events !== undefined && !Array.isArray(body.events)) {
     throw new BadJsonError("Transaction field 'events' must be an array");
   }
   const state: ParseState = { log, dropped: 0 };
-  const events: MatrixEvent[] = parseEvents<WireRoomEvent>(
-    body.events,
-    "events",
-    ROOM_EVENT_RULES,
-    state,
-  ).map((event) => ({ ...event, unsigned: event.unsigned ?? {} }));
+  const wire = parseEvents<WireRoomEvent>(body.events, "events", ROOM_EVENT_RULES, state);
+  let eventsAsSent = state.dropped === 0;
+  const events = wire as MatrixEvent[];
+  for (let i = 0; i < wire.length; i++) {
+    const event = wire[i] as WireRoomEvent;
+    if (event.unsigned === undefined) {
+      // A copy: the caller's object stays as it was sent.
+      events[i] = { ...event, unsigned: {} };
+      eventsAsSent = false;
+    }
+  }
   const ephemeral = pickFirst(body, KEYS.ephemeral);
   const toDevice = pickFirst(body, KEYS.toDevice);
-  return {
+  const txn: ParsedTransaction = {
     events,
     ephemeral: parseEvents<EphemeralEvent>(ephemeral.value, ephemeral.key, EPHEMERAL_RULES, state),
     toDevice: parseEvents<ToDeviceEvent>(toDevice.value, toDevice.key, TO_DEVICE_RULES, state),
@@ -87,6 +121,7 @@ export function parseTransaction(body: unknown, log?: Logger): ParsedTransaction
     // Last, so every section above has been parsed and counted.
     dropped: state.dropped,
   };
+  return { txn, eventsAsSent };
 }
 
 function isObject(value: unknown): value is JsonObject {
@@ -103,9 +138,7 @@ function pickFirst(body: JsonObject, keys: readonly string[]): { key: string; va
 /** Names the first problem with `value`, or returns undefined when it satisfies `rules`. */
 function findProblem(value: unknown, rules: FieldRules): string | undefined {
   if (!isObject(value)) return "not a JSON object";
-  for (const [field, rule] of Object.entries(rules)) {
-    const optional = rule.endsWith("?");
-    const kind = optional ? rule.slice(0, -1) : rule;
+  for (const { field, kind, optional } of rules) {
     const fieldValue = value[field];
     if (fieldValue === undefined) {
       if (optional) continue;
@@ -124,17 +157,18 @@ function parseEvents<T>(raw: unknown, section: string, rules: FieldRules, state:
     return [];
   }
   const valid: T[] = [];
-  raw.forEach((item: unknown, index) => {
+  for (let index = 0; index < raw.length; index++) {
+    const item: unknown = raw[index];
     const problem = findProblem(item, rules);
     if (problem === undefined) {
       valid.push(item as T);
-      return;
+      continue;
     }
     state.dropped++;
     // Identify the event without logging its content.
     const ids = isObject(item) ? { event_id: item.event_id, type: item.type, room_id: item.room_id } : {};
     state.log?.warn({ field: section, index, problem, ...ids }, "Dropping malformed event from transaction");
-  });
+  }
   return valid;
 }
 

@@ -18,6 +18,14 @@ export interface ReadJsonOptions {
 
 /** Reads and parses a JSON request body, mapping every failure to a Matrix error. */
 export async function readJsonBody(ctx: Context, options: ReadJsonOptions): Promise<unknown> {
+  return (await readJsonBodyWithText(ctx, options)).value;
+}
+
+/** {@link readJsonBody}, also returning the body's text, for a store that can keep it as it came. */
+export async function readJsonBodyWithText(
+  ctx: Context,
+  options: ReadJsonOptions,
+): Promise<{ text: string; value: unknown }> {
   const { limitBytes } = options;
   const declared = ctx.request.length;
   // Refuse before reading a byte when the client already told us the size.
@@ -28,9 +36,9 @@ export async function readJsonBody(ctx: Context, options: ReadJsonOptions): Prom
   } catch (err) {
     throw rawBodyError(err, limitBytes);
   }
-  if (text.trim() === "" && options.allowEmpty) return {};
+  if (options.allowEmpty && text.trim() === "") return { text, value: {} };
   try {
-    return JSON.parse(text);
+    return { text, value: JSON.parse(text) };
   } catch {
     throw new NotJsonError("Request body is not valid JSON");
   }

@@ -1,3 +1,4 @@
+import type { TransactionSource } from "../transactions/ingest.js";
 import type { ParsedTransaction } from "../transactions/types.js";
 
 /** Third-party protocol metadata, as served on `GET /thirdparty/protocol/{protocol}`. */
@@ -41,8 +42,9 @@ export interface AppserviceHttpHandlers {
   /**
    * Resolve once the transaction is durably stored; the 200 is sent only then.
    * The homeserver resends the same txnId when an answer is lost, so this must be idempotent.
+   * `source` is the body as received, for `TransactionIngest.accept`.
    */
-  onTransaction(txnId: string, txn: ParsedTransaction): Promise<void>;
+  onTransaction(txnId: string, txn: ParsedTransaction, source?: TransactionSource): Promise<void>;
   /** True once the user exists (the appservice registered it); false answers 404. */
   onUserQuery(userId: string): Promise<boolean>;
   /** True once the alias exists (the appservice created the room); false answers 404. */

@@ -2,8 +2,8 @@ import type { ParsedUrlQuery } from "node:querystring";
 import type { Router, RouterContext } from "@koa/router";
 import { BadJsonError, MatrixError, NotFoundError } from "../errors.js";
 import type { Logger } from "../logging.js";
-import { parseTransaction } from "../transactions/parse.js";
-import { readJsonBody } from "./body.js";
+import { parseTransactionDetailed } from "../transactions/parse.js";
+import { readJsonBody, readJsonBodyWithText } from "./body.js";
 import type { AppserviceHttpHandlers, ThirdPartyQuery } from "./handlers.js";
 import type { AppserviceHttpMetrics } from "./metrics.js";
 
@@ -35,13 +35,14 @@ export function addAppserviceRoutes(router: Router, options: AppserviceRouteOpti
   router.put(paths("/transactions/:txnId", "/transactions/:txnId"), async (ctx) => {
     const txnId = param(ctx, "txnId");
     const txnLog = log.child({ txnId });
-    const txn = parseTransaction(await readJsonBody(ctx, { limitBytes: maxBodyBytes }), txnLog);
+    const { text, value } = await readJsonBodyWithText(ctx, { limitBytes: maxBodyBytes });
+    const { txn, eventsAsSent } = parseTransactionDetailed(value, txnLog);
     metrics.transactions.inc();
     metrics.events.inc({ kind: "room" }, txn.events.length);
     metrics.events.inc({ kind: "ephemeral" }, txn.ephemeral.length);
     metrics.events.inc({ kind: "to_device" }, txn.toDevice.length);
     metrics.events.inc({ kind: "invalid" }, txn.dropped);
-    await handlers.onTransaction(txnId, txn);
+    await handlers.onTransaction(txnId, txn, { body: text, eventsAsSent });
     txnLog.debug(
       { events: txn.events.length, ephemeral: txn.ephemeral.length, toDevice: txn.toDevice.length },
       "Transaction accepted",

@@ -2,242 +2,260 @@ import assert from "node:assert/strict";
 import { Registry } from "prom-client";
 import { silentLogger } from "../../src/logging.js";
 import { openNedbStores } from "../../src/stores/nedb/index.js";
+import { openStores } from "../../src/stores/open.js";
 import type { Stores } from "../../src/stores/types.js";
 import { EventDispatcher, type EventDispatcherOptions } from "../../src/transactions/dispatcher.js";
 import type { MatrixEvent } from "../../src/transactions/types.js";
 import { capturingLogger } from "../stores/helpers.js";
 import { deferred, metricValue, roomEvent, sleep, until } from "./helpers.js";
 
-describe("EventDispatcher", () => {
-  let stores: Stores<MatrixEvent>;
-  let registry: Registry;
-  const dispatchers: EventDispatcher<MatrixEvent>[] = [];
+/** Both queue engines; their processed stores answer `hasSync`, the test of batched writes does not. */
+const engines = [
+  { name: "transaction journal", open: openStores },
+  { name: "NeDB", open: openNedbStores },
+];
 
-  beforeEach(async () => {
-    stores = await openNedbStores<MatrixEvent>({ inMemory: true, logger: silentLogger() });
-    registry = new Registry();
-  });
-  afterEach(async () => {
-    for (const d of dispatchers.splice(0)) await d.stop(100);
-    await stores.close();
-  });
+for (const engine of engines)
+  describe(`EventDispatcher (${engine.name})`, () => {
+    let stores: Stores<MatrixEvent>;
+    let registry: Registry;
+    const dispatchers: EventDispatcher<MatrixEvent>[] = [];
 
-  function dispatcher(
-    handler: EventDispatcherOptions<MatrixEvent>["handler"],
-    options: Partial<EventDispatcherOptions<MatrixEvent>> = {},
-  ): EventDispatcher<MatrixEvent> {
-    const d = new EventDispatcher<MatrixEvent>({
-      handler,
-      transactions: stores.transactions,
-      processed: stores.processedEvents,
-      registry,
-      logger: silentLogger(),
-      ...options,
+    beforeEach(async () => {
+      stores = await engine.open<MatrixEvent>({ inMemory: true, logger: silentLogger() });
+      registry = new Registry();
     });
-    dispatchers.push(d);
-    return d;
-  }
+    afterEach(async () => {
+      for (const d of dispatchers.splice(0)) await d.stop(100);
+      await stores.close();
+    });
 
-  /** Persists then queues, as the ingest does. */
-  async function push(d: EventDispatcher<MatrixEvent>, txnId: string, events: MatrixEvent[]): Promise<void> {
-    d.enqueue(await stores.transactions.append(txnId, events));
-  }
-
-  /**
-   * Pushes 10 transactions of 30 events spread at random over `roomCount` rooms through a handler
-   * with random delays; returns what each room saw and the peak parallelism.
-   */
-  async function runRandomLoad(roomCount: number, roomConcurrency: number) {
-    const rooms = Array.from({ length: roomCount }, (_, i) => `!room${i}:hs`);
-    const expected = new Map(rooms.map((r) => [r, [] as string[]]));
-    const seen = new Map(rooms.map((r) => [r, [] as string[]]));
-    const runningInRoom = new Map<string, number>();
-    let running = 0;
-    let maxRunning = 0;
-    let maxInOneRoom = 0;
-    const d = dispatcher(
-      async (event) => {
-        running += 1;
-        maxRunning = Math.max(maxRunning, running);
-        const inRoom = (runningInRoom.get(event.room_id) ?? 0) + 1;
-        runningInRoom.set(event.room_id, inRoom);
-        maxInOneRoom = Math.max(maxInOneRoom, inRoom);
-        await sleep(Math.random() * 3);
-        seen.get(event.room_id)?.push(event.event_id);
-        runningInRoom.set(event.room_id, inRoom - 1);
-        running -= 1;
-      },
-      { roomConcurrency },
-    );
-    await d.start();
-    let n = 0;
-    for (let t = 0; t < 10; t++) {
-      const events = Array.from({ length: 30 }, () => {
-        const room = rooms[Math.floor(Math.random() * rooms.length)]!;
-        const event = roomEvent(`$${n++}`, room);
-        expected.get(room)?.push(event.event_id);
-        return event;
+    function dispatcher(
+      handler: EventDispatcherOptions<MatrixEvent>["handler"],
+      options: Partial<EventDispatcherOptions<MatrixEvent>> = {},
+    ): EventDispatcher<MatrixEvent> {
+      const d = new EventDispatcher<MatrixEvent>({
+        handler,
+        transactions: stores.transactions,
+        processed: stores.processedEvents,
+        registry,
+        logger: silentLogger(),
+        ...options,
       });
-      await push(d, `t${t}`, events);
-      // Let handlers run while later transactions arrive, so rooms are busy when events join them.
-      await sleep(1);
+      dispatchers.push(d);
+      return d;
     }
-    assert.equal(await d.drain(10_000), true);
-    return { seen, expected, maxRunning, maxInOneRoom };
-  }
 
-  it("keeps each room's order while handling rooms in parallel, within the concurrency bound", async () => {
-    const { seen, expected, maxRunning, maxInOneRoom } = await runRandomLoad(12, 4);
-    assert.deepEqual(seen, expected);
-    assert.equal(maxRunning, 4, "rooms ran in parallel, never more than the bound");
-    assert.equal(maxInOneRoom, 1);
-    assert.equal(await metricValue(registry, "trestle_events_dispatched_total"), 300);
-    // Every completion was written: nothing left pending, every id remembered.
-    assert.equal(await stores.transactions.count(), 0);
-    assert.equal(await stores.processedEvents.has("$299"), true);
-    assert.equal(await metricValue(registry, "trestle_event_queue_depth"), 0);
-  });
+    /** Persists then queues, as the ingest does. */
+    async function push(
+      d: EventDispatcher<MatrixEvent>,
+      txnId: string,
+      events: MatrixEvent[],
+    ): Promise<void> {
+      d.enqueue(await stores.transactions.append(txnId, events));
+    }
 
-  it("never runs two events of one room at once, even with spare concurrency", async () => {
-    const { seen, expected, maxRunning, maxInOneRoom } = await runRandomLoad(3, 8);
-    assert.equal(maxInOneRoom, 1);
-    assert.equal(maxRunning, 3);
-    assert.deepEqual(seen, expected);
-  });
-
-  it("logs and counts a throwing handler without blocking the room, and marks the event handled", async () => {
-    const { logger, records } = capturingLogger();
-    const handled: string[] = [];
-    const d = dispatcher(
-      (event) => {
-        if (event.event_id === "$bad") throw new Error("boom");
-        handled.push(event.event_id);
-      },
-      { logger },
-    );
-    await d.start();
-    await push(d, "t1", [roomEvent("$bad", "!a:hs"), roomEvent("$after", "!a:hs")]);
-    await push(d, "t2", [roomEvent("$later", "!a:hs")]);
-    assert.equal(await d.drain(), true);
-    assert.deepEqual(handled, ["$after", "$later"]);
-    assert.equal(await metricValue(registry, "trestle_event_handler_failures_total", { reason: "error" }), 1);
-    assert.equal(await stores.processedEvents.has("$bad"), true, "a failed event is not retried forever");
-    const logged = records.find((r) => r.msg === "Event handler failed");
-    assert.equal(logged?.level, 50);
-    assert.equal(logged?.eventId, "$bad");
-    assert.equal(logged?.roomId, "!a:hs");
-    assert.ok(!JSON.stringify(records).includes("secret body"), "no message body in logs");
-  });
-
-  it("moves a room on past a handler that never settles", async () => {
-    const handled: string[] = [];
-    const d = dispatcher(
-      async (event) => {
-        if (event.event_id === "$stuck") await new Promise(() => {});
-        handled.push(event.event_id);
-      },
-      { handlerTimeoutMs: 30 },
-    );
-    await d.start();
-    await push(d, "t1", [roomEvent("$stuck", "!a:hs"), roomEvent("$next", "!a:hs")]);
-    assert.equal(await d.drain(), true);
-    assert.deepEqual(handled, ["$next"]);
-    assert.equal(
-      await metricValue(registry, "trestle_event_handler_failures_total", { reason: "timeout" }),
-      1,
-    );
-  });
-
-  it("skips events already handled, whether written to the store or still in the batch", async () => {
-    await stores.processedEvents.add("$old");
-    const handled: string[] = [];
-    // A long flush interval keeps `$dup` in the unwritten batch when its second copy comes up.
-    const d = dispatcher((event) => void handled.push(event.event_id), { flushIntervalMs: 60_000 });
-    await d.start();
-    await push(d, "t1", [roomEvent("$old", "!a:hs"), roomEvent("$dup", "!a:hs")]);
-    await push(d, "t2", [roomEvent("$dup", "!a:hs"), roomEvent("$new", "!a:hs")]);
-    assert.equal(await d.drain(), true);
-    assert.deepEqual(handled, ["$dup", "$new"]);
-    assert.equal(await metricValue(registry, "trestle_events_duplicate_total"), 2);
-    assert.equal(await stores.transactions.count(), 0);
-  });
-
-  it("recovers pending transactions on start, in order, skipping what was already handled", async () => {
-    await stores.transactions.append("1", [roomEvent("$1", "!a:hs"), roomEvent("$2", "!b:hs")]);
-    await stores.transactions.append("2", [roomEvent("$3", "!a:hs")]);
-    await stores.processedEvents.add("$2");
-    const handled: string[] = [];
-    const d = dispatcher((event) => void handled.push(event.event_id));
-    assert.equal(await d.start(), 3);
-    await push(d, "3", [roomEvent("$4", "!a:hs")]);
-    assert.equal(await d.drain(), true);
-    assert.deepEqual(handled, ["$1", "$3", "$4"]);
-    assert.equal(await stores.transactions.count(), 0);
-  });
-
-  it("on stop, finishes running handlers and leaves unstarted events pending", async () => {
-    const gate = deferred();
-    const handled: string[] = [];
-    const d = dispatcher(
-      async (event) => {
-        if (event.event_id === "$1") await gate.promise;
-        handled.push(event.event_id);
-      },
-      { roomConcurrency: 1 },
-    );
-    await d.start();
-    await push(d, "t1", [roomEvent("$1", "!a:hs")]);
-    await push(d, "t2", [roomEvent("$2", "!b:hs")]);
-    await until(() => d.depth === 2);
-    const stopping = d.stop(5_000);
-    await sleep(10);
-    gate.resolve();
-    await stopping;
-    assert.deepEqual(handled, ["$1"]);
-    const pending = await stores.transactions.pending();
-    assert.deepEqual(
-      pending.map((t) => t.txnId),
-      ["t2"],
-    );
-    assert.equal(await stores.processedEvents.has("$1"), true);
-    assert.throws(() => d.enqueue(pending[0]!), /stopped/);
-  });
-
-  it("writes completions in batches, processed ids before removing their transaction", async () => {
-    const writes: string[] = [];
-    const processed = stores.processedEvents;
-    const transactions = stores.transactions;
-    const d = dispatcher(() => {}, {
-      processed: {
-        has: (id) => processed.has(id),
-        add: (id) => processed.add(id),
-        size: () => processed.size(),
-        close: () => processed.close(),
-        addMany: async (ids) => {
-          writes.push(`processed:${ids.length}`);
-          await processed.addMany(ids);
+    /**
+     * Pushes 10 transactions of 30 events spread at random over `roomCount` rooms through a handler
+     * with random delays; returns what each room saw and the peak parallelism.
+     */
+    async function runRandomLoad(roomCount: number, roomConcurrency: number) {
+      const rooms = Array.from({ length: roomCount }, (_, i) => `!room${i}:hs`);
+      const expected = new Map(rooms.map((r) => [r, [] as string[]]));
+      const seen = new Map(rooms.map((r) => [r, [] as string[]]));
+      const runningInRoom = new Map<string, number>();
+      let running = 0;
+      let maxRunning = 0;
+      let maxInOneRoom = 0;
+      const d = dispatcher(
+        async (event) => {
+          running += 1;
+          maxRunning = Math.max(maxRunning, running);
+          const inRoom = (runningInRoom.get(event.room_id) ?? 0) + 1;
+          runningInRoom.set(event.room_id, inRoom);
+          maxInOneRoom = Math.max(maxInOneRoom, inRoom);
+          await sleep(Math.random() * 3);
+          seen.get(event.room_id)?.push(event.event_id);
+          runningInRoom.set(event.room_id, inRoom - 1);
+          running -= 1;
         },
-      },
-      transactions: {
-        append: (txnId, events) => transactions.append(txnId, events),
-        pending: () => transactions.pending(),
-        count: () => transactions.count(),
-        close: () => transactions.close(),
-        remove: async (seqs) => {
-          writes.push(`removed:${seqs.length}`);
-          await transactions.remove(seqs);
-        },
-      },
-      flushIntervalMs: 200,
-    });
-    for (let t = 0; t < 5; t++) {
-      await transactions.append(
-        `t${t}`,
-        Array.from({ length: 20 }, (_, i) => roomEvent(`$${t}-${i}`, `!r${i % 3}:hs`)),
+        { roomConcurrency },
       );
+      await d.start();
+      let n = 0;
+      for (let t = 0; t < 10; t++) {
+        const events = Array.from({ length: 30 }, () => {
+          const room = rooms[Math.floor(Math.random() * rooms.length)]!;
+          const event = roomEvent(`$${n++}`, room);
+          expected.get(room)?.push(event.event_id);
+          return event;
+        });
+        await push(d, `t${t}`, events);
+        // Let handlers run while later transactions arrive, so rooms are busy when events join them.
+        await sleep(1);
+      }
+      assert.equal(await d.drain(10_000), true);
+      return { seen, expected, maxRunning, maxInOneRoom };
     }
-    await d.start();
-    assert.equal(await d.drain(), true);
-    assert.deepEqual(writes, ["processed:100", "removed:5"]);
+
+    it("keeps each room's order while handling rooms in parallel, within the concurrency bound", async () => {
+      const { seen, expected, maxRunning, maxInOneRoom } = await runRandomLoad(12, 4);
+      assert.deepEqual(seen, expected);
+      assert.equal(maxRunning, 4, "rooms ran in parallel, never more than the bound");
+      assert.equal(maxInOneRoom, 1);
+      assert.equal(await metricValue(registry, "trestle_events_dispatched_total"), 300);
+      // Every completion was written: nothing left pending, every id remembered.
+      assert.equal(await stores.transactions.count(), 0);
+      assert.equal(await stores.processedEvents.has("$299"), true);
+      assert.equal(await metricValue(registry, "trestle_event_queue_depth"), 0);
+    });
+
+    it("never runs two events of one room at once, even with spare concurrency", async () => {
+      const { seen, expected, maxRunning, maxInOneRoom } = await runRandomLoad(3, 8);
+      assert.equal(maxInOneRoom, 1);
+      assert.equal(maxRunning, 3);
+      assert.deepEqual(seen, expected);
+    });
+
+    it("logs and counts a throwing handler without blocking the room, and marks the event handled", async () => {
+      const { logger, records } = capturingLogger();
+      const handled: string[] = [];
+      const d = dispatcher(
+        (event) => {
+          if (event.event_id === "$bad") throw new Error("boom");
+          handled.push(event.event_id);
+        },
+        { logger },
+      );
+      await d.start();
+      await push(d, "t1", [roomEvent("$bad", "!a:hs"), roomEvent("$after", "!a:hs")]);
+      await push(d, "t2", [roomEvent("$later", "!a:hs")]);
+      assert.equal(await d.drain(), true);
+      assert.deepEqual(handled, ["$after", "$later"]);
+      assert.equal(
+        await metricValue(registry, "trestle_event_handler_failures_total", { reason: "error" }),
+        1,
+      );
+      assert.equal(await stores.processedEvents.has("$bad"), true, "a failed event is not retried forever");
+      const logged = records.find((r) => r.msg === "Event handler failed");
+      assert.equal(logged?.level, 50);
+      assert.equal(logged?.eventId, "$bad");
+      assert.equal(logged?.roomId, "!a:hs");
+      assert.ok(!JSON.stringify(records).includes("secret body"), "no message body in logs");
+    });
+
+    it("moves a room on past a handler that never settles", async () => {
+      const handled: string[] = [];
+      const d = dispatcher(
+        async (event) => {
+          if (event.event_id === "$stuck") await new Promise(() => {});
+          handled.push(event.event_id);
+        },
+        { handlerTimeoutMs: 30 },
+      );
+      await d.start();
+      await push(d, "t1", [roomEvent("$stuck", "!a:hs"), roomEvent("$next", "!a:hs")]);
+      assert.equal(await d.drain(), true);
+      assert.deepEqual(handled, ["$next"]);
+      assert.equal(
+        await metricValue(registry, "trestle_event_handler_failures_total", { reason: "timeout" }),
+        1,
+      );
+    });
+
+    it("skips events already handled, whether written to the store or still in the batch", async () => {
+      await stores.processedEvents.add("$old");
+      const handled: string[] = [];
+      // A long flush interval keeps `$dup` in the unwritten batch when its second copy comes up.
+      const d = dispatcher((event) => void handled.push(event.event_id), { flushIntervalMs: 60_000 });
+      await d.start();
+      await push(d, "t1", [roomEvent("$old", "!a:hs"), roomEvent("$dup", "!a:hs")]);
+      await push(d, "t2", [roomEvent("$dup", "!a:hs"), roomEvent("$new", "!a:hs")]);
+      assert.equal(await d.drain(), true);
+      assert.deepEqual(handled, ["$dup", "$new"]);
+      assert.equal(await metricValue(registry, "trestle_events_duplicate_total"), 2);
+      assert.equal(await stores.transactions.count(), 0);
+    });
+
+    it("recovers pending transactions on start, in order, skipping what was already handled", async () => {
+      await stores.transactions.append("1", [roomEvent("$1", "!a:hs"), roomEvent("$2", "!b:hs")]);
+      await stores.transactions.append("2", [roomEvent("$3", "!a:hs")]);
+      await stores.processedEvents.add("$2");
+      const handled: string[] = [];
+      const d = dispatcher((event) => void handled.push(event.event_id));
+      assert.equal(await d.start(), 3);
+      await push(d, "3", [roomEvent("$4", "!a:hs")]);
+      assert.equal(await d.drain(), true);
+      assert.deepEqual(handled, ["$1", "$3", "$4"]);
+      assert.equal(await stores.transactions.count(), 0);
+    });
+
+    it("on stop, finishes running handlers and leaves unstarted events pending", async () => {
+      const gate = deferred();
+      const handled: string[] = [];
+      const started: string[] = [];
+      const d = dispatcher(
+        async (event) => {
+          started.push(event.event_id);
+          if (event.event_id === "$1") await gate.promise;
+          handled.push(event.event_id);
+        },
+        { roomConcurrency: 1 },
+      );
+      await d.start();
+      await push(d, "t1", [roomEvent("$1", "!a:hs")]);
+      await push(d, "t2", [roomEvent("$2", "!b:hs")]);
+      // Handlers start from a macrotask after enqueue; wait for $1 to be running.
+      await until(() => started.length === 1 && d.depth === 2);
+      const stopping = d.stop(5_000);
+      await sleep(10);
+      gate.resolve();
+      await stopping;
+      assert.deepEqual(handled, ["$1"]);
+      const pending = await stores.transactions.pending();
+      assert.deepEqual(
+        pending.map((t) => t.txnId),
+        ["t2"],
+      );
+      assert.equal(await stores.processedEvents.has("$1"), true);
+      assert.throws(() => d.enqueue(pending[0]!), /stopped/);
+    });
+
+    it("writes completions in batches, processed ids before removing their transaction", async () => {
+      const writes: string[] = [];
+      const processed = stores.processedEvents;
+      const transactions = stores.transactions;
+      const d = dispatcher(() => {}, {
+        processed: {
+          has: (id) => processed.has(id),
+          add: (id) => processed.add(id),
+          size: () => processed.size(),
+          close: () => processed.close(),
+          addMany: async (ids) => {
+            writes.push(`processed:${ids.length}`);
+            await processed.addMany(ids);
+          },
+        },
+        transactions: {
+          append: (txnId, events) => transactions.append(txnId, events),
+          pending: () => transactions.pending(),
+          count: () => transactions.count(),
+          close: () => transactions.close(),
+          remove: async (seqs) => {
+            writes.push(`removed:${seqs.length}`);
+            await transactions.remove(seqs);
+          },
+        },
+        flushIntervalMs: 200,
+      });
+      for (let t = 0; t < 5; t++) {
+        await transactions.append(
+          `t${t}`,
+          Array.from({ length: 20 }, (_, i) => roomEvent(`$${t}-${i}`, `!r${i % 3}:hs`)),
+        );
+      }
+      await d.start();
+      assert.equal(await d.drain(), true);
+      assert.deepEqual(writes, ["processed:100", "removed:5"]);
+    });
   });
-});

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { BadJsonError } from "../../src/errors.js";
-import { parseTransaction } from "../../src/transactions/parse.js";
+import { parseTransaction, parseTransactionDetailed } from "../../src/transactions/parse.js";
 import { capturingLogger } from "../transport/helpers.js";
 
 function roomEvent(overrides: Record<string, unknown> = {}): Record<string, unknown> {
@@ -119,6 +119,31 @@ describe("parseTransaction", () => {
       assert.ok(lines.length > 0);
       assert.doesNotMatch(JSON.stringify(lines), /secret message body/);
       assert.equal(lines[0]?.event_id, "$abc");
+    });
+  });
+
+  describe("eventsAsSent (may the store keep the body text?)", () => {
+    it("is true when every room event is kept as sent, whatever else the body holds", () => {
+      const body = { events: [roomEvent(), roomEvent({ event_id: "$2" })], ephemeral: [{ bad: 1 }] };
+      const { txn, eventsAsSent } = parseTransactionDetailed(body);
+      assert.equal(eventsAsSent, true);
+      assert.equal(txn.events[0], body.events[0], "the body's own objects, not copies");
+    });
+
+    it("is false when a room event is dropped", () => {
+      assert.equal(
+        parseTransactionDetailed({ events: [roomEvent({ sender: 1 }), roomEvent()] }).eventsAsSent,
+        false,
+      );
+    });
+
+    it("is false when a missing unsigned is filled in, and the body is not changed", () => {
+      const event = roomEvent();
+      delete event.unsigned;
+      const { txn, eventsAsSent } = parseTransactionDetailed({ events: [event] });
+      assert.equal(eventsAsSent, false);
+      assert.deepEqual(txn.events[0]?.unsigned, {});
+      assert.equal("unsigned" in event, false);
     });
   });
 

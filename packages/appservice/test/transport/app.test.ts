@@ -115,6 +115,26 @@ describe("appservice HTTP API: transactions and errors", () => {
       assert.match(JSON.stringify(errors[0]), /database is on fire/);
     });
 
+    it("hands the body text on with the transaction, saying whether its events are as sent", async () => {
+      const sources: unknown[] = [];
+      as = await startAppservice({
+        handlers: {
+          onTransaction: async (_id, _txn, source) => {
+            sources.push(source);
+          },
+        },
+      });
+      const asSent = JSON.stringify({ events: [message] });
+      await as.request(TXN_PATH, { method: "PUT", body: asSent });
+      const { unsigned: _, ...withoutUnsigned } = message;
+      const filledIn = JSON.stringify({ events: [withoutUnsigned] });
+      await as.request(TXN_PATH, { method: "PUT", body: filledIn });
+      assert.deepEqual(sources, [
+        { body: asSent, eventsAsSent: true },
+        { body: filledIn, eventsAsSent: false },
+      ]);
+    });
+
     it("passes a MatrixError from a handler through", async () => {
       as = await startAppservice({
         handlers: {
