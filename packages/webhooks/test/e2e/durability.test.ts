@@ -1,0 +1,197 @@
+import assert from "node:assert/strict";
+import {
+  type ClientEvent,
+  type MatrixTestClient,
+  SERVER_NAME,
+  useHarness,
+} from "../../../../test/harness/index.js";
+import { createHookByCommand, roomWithBot, startWebhooksStack, type WebhooksStack } from "./stack.js";
+
+/**
+ * The delivery queue's promise, checked from outside: once a webhook got its 202 it reaches the
+ * room exactly once and in order, whether the homeserver goes away for a while or the bridge is
+ * SIGKILLed with messages still queued.
+ *
+ * What the room holds is read with /messages (the room's own timeline order), not /sync: an
+ * incremental sync without a filter returns at most 10 events per room and would hide gaps or
+ * duplicates in a burst of 50.
+ */
+describe("e2e: trestle-webhooks delivery through homeserver outages and bridge crashes", () => {
+  const harness = useHarness();
+  let stack: WebhooksStack;
+  let alice: MatrixTestClient;
+  let roomId: string;
+  const urls = new Map<string, string>();
+
+  const ghost = (hook: string) => `@_webhook_${hook}:${SERVER_NAME}`;
+
+  /** The bodies of every message the hook's ghost has in the room, oldest first. */
+  async function bodiesFrom(hook: string): Promise<string[]> {
+    const events: ClientEvent[] = [];
+    let from: string | undefined;
+    for (;;) {
+      const params = new URLSearchParams({ dir: "b", limit: "200" });
+      if (from) params.set("from", from);
+      const page = await alice.request<{ chunk: ClientEvent[]; end?: string }>(
+        "GET",
+        `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/messages?${params}`,
+      );
+      events.push(...page.chunk);
+      if (!page.end || page.chunk.length === 0) break;
+      from = page.end;
+    }
+    return events
+      .reverse()
+      .filter((e) => e.type === "m.room.message" && e.sender === ghost(hook))
+      .map((e) => String(e.content.body));
+  }
+
+  /** Polls the room until the hook's messages satisfy `done`; returns them. */
+  async function waitForBodies(
+    hook: string,
+    done: (bodies: string[]) => boolean,
+    timeoutMs: number,
+  ): Promise<string[]> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const bodies = await bodiesFrom(hook);
+      if (done(bodies)) return bodies;
+      if (Date.now() > deadline) {
+        assert.fail(
+          `${hook}: after ${timeoutMs} ms the room holds ${bodies.length} messages: ${bodies.join(" | ")}`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+
+  /**
+   * POSTs `text` messages one after another (their order is the order of the 202s) and checks
+   * each is acknowledged at once: the ack must not wait for the homeserver.
+   */
+  async function postAll(hook: string, texts: string[]): Promise<void> {
+    const url = urls.get(hook);
+    assert.ok(url, `no hook ${hook}`);
+    for (const text of texts) {
+      const started = Date.now();
+      const res = await fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ text }),
+      });
+      const answer = await res.text();
+      assert.equal(res.status, 202, `${text}: ${answer}`);
+      assert.equal((JSON.parse(answer) as { status?: string }).status, "accepted", answer);
+      assert.ok(Date.now() - started < 2_000, `${text} took ${Date.now() - started} ms to acknowledge`);
+    }
+  }
+
+  /**
+   * Waits for `expected` to arrive, then for one more message posted afterwards: deliveries go
+   * out in order, so once it is in, any duplicate of an earlier one would be in too. Then the
+   * room must hold exactly `expected` and the sentinel, in that order.
+   */
+  async function assertDeliveredExactlyOnceInOrder(
+    hook: string,
+    expected: string[],
+    timeoutMs: number,
+  ): Promise<void> {
+    await waitForBodies(hook, (bodies) => bodies.length >= expected.length, timeoutMs);
+    const sentinel = `${hook}: nothing after this`;
+    await postAll(hook, [sentinel]);
+    const bodies = await waitForBodies(hook, (b) => b.includes(sentinel), 30_000);
+    assert.deepEqual(bodies, [...expected, sentinel]);
+  }
+
+  /** The first bridge log record past `from` that `match` accepts, waiting for it to be written. */
+  async function waitForLogRecord(
+    match: (record: Record<string, unknown>) => boolean,
+    from: number,
+    timeoutMs: number,
+  ): Promise<Record<string, unknown>> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = (await stack.bridge.logRecords()).slice(from).find(match);
+      if (found) return found;
+      if (Date.now() > deadline) assert.fail(`no such bridge log record within ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  const numbered = (prefix: string, from: number, to: number) =>
+    Array.from({ length: to - from + 1 }, (_, i) => `${prefix} ${from + i}`);
+
+  before(async function () {
+    stack = await startWebhooksStack(this, harness);
+    alice = await harness.user(stack.hs, "alice");
+    roomId = await roomWithBot(alice);
+    for (const name of ["outage", "crash", "resume"]) {
+      urls.set(name, await createHookByCommand(alice, roomId, name));
+    }
+  });
+
+  afterEach(async () => {
+    // A failed test must not leave the next one without a homeserver or a bridge.
+    if (!stack.hs.running) await stack.hs.startProcess();
+    if (!stack.bridge.running) await stack.bridge.start();
+  });
+
+  it("homeserver down while 50 webhooks arrive: all 202 at once, then all delivered once, in order, after it returns", async function () {
+    this.timeout(120_000);
+    const texts = numbered("outage", 1, 50);
+
+    const logStart = (await stack.bridge.logRecords()).length;
+    await stack.hs.stop();
+    assert.equal(stack.hs.running, false);
+    await postAll("outage", texts);
+    // Back as soon as the queue itself has failed an attempt (the HTTP client's own retries are
+    // used up) and scheduled a retry: the outage is long enough to go through the queue's
+    // backoff, and short enough that it has not grown towards its 60 s cap.
+    const failure = await waitForLogRecord(
+      (r) => r.msg === "webhook delivery failed; retrying" && r.kind === "transient",
+      logStart,
+      30_000,
+    );
+    assert.match(String(failure.reason), /could not be reached|ECONNREFUSED/);
+    await stack.hs.startProcess();
+
+    await assertDeliveredExactlyOnceInOrder("outage", texts, 90_000);
+  });
+
+  it("bridge SIGKILLed with 20 acknowledged webhooks queued: after restart all arrive once, in order", async function () {
+    this.timeout(120_000);
+    const texts = numbered("crash", 1, 20);
+    const logStart = (await stack.bridge.logRecords()).length;
+
+    // Without a homeserver nothing can be delivered: all 20 are still queued when the kill lands.
+    await stack.hs.stop();
+    await postAll("crash", texts);
+    await stack.bridge.kill();
+    assert.equal(stack.bridge.running, false);
+    await stack.hs.startProcess();
+    await stack.bridge.start();
+
+    await assertDeliveredExactlyOnceInOrder("crash", texts, 60_000);
+    const resumed = (await stack.bridge.logRecords())
+      .slice(logStart)
+      .find((r) => r.msg === "resuming webhook deliveries from before the restart");
+    assert.equal(resumed?.jobs, 20, "the restarted bridge did not resume the 20 queued webhooks");
+  });
+
+  it("order across the crash: webhooks accepted after the restart queue behind those resumed from before it", async function () {
+    this.timeout(120_000);
+    const beforeCrash = numbered("resume", 1, 10);
+    const afterCrash = numbered("resume", 11, 20);
+
+    await stack.hs.stop();
+    await postAll("resume", beforeCrash);
+    await stack.bridge.kill();
+    // The bridge comes back while the homeserver is still away: the resumed ten cannot be sent
+    // yet when the next ten arrive, so the order between them is the queue's to keep.
+    await stack.bridge.start();
+    await postAll("resume", afterCrash);
+    await stack.hs.startProcess();
+
+    await assertDeliveredExactlyOnceInOrder("resume", [...beforeCrash, ...afterCrash], 90_000);
+  });
+});
