@@ -52,7 +52,7 @@ export class DispatcherNotRunningError extends Error {
 }
 
 /** Events started before the dispatcher yields to the event loop, when handlers settle at once. */
-const PUMP_BUDGET = 64;
+const PUMP_BUDGET = 1_000;
 
 /** A queued transaction's progress: its events share this object. */
 interface TxnProgress {

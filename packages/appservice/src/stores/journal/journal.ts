@@ -41,9 +41,17 @@ export interface TransactionJournalOptions<E = unknown> {
 }
 
 interface PendingEntry<E> {
-  txn: PendingTransaction<E>;
+  seq: number;
+  txnId: string;
+  receivedAt: number;
   /** The record as written, newline included; compaction copies it unchanged. */
   record: string;
+  /**
+   * Only without a file, or until handed out after a replay. Otherwise `pending()` parses the
+   * record again: holding every event here until its done-mark would keep them alive well past
+   * their handling, which the garbage collector pays for on every transaction.
+   */
+  events: E[] | undefined;
 }
 
 type JsonObject = Record<string, unknown>;
@@ -135,7 +143,11 @@ export class TransactionJournal<E = unknown> implements TransactionStore<E> {
   async pending(): Promise<PendingTransaction<E>[]> {
     this.assertOpen();
     const txns: PendingTransaction<E>[] = [];
-    for (const { txn } of this.pendingTxns.values()) txns.push({ ...txn, events: [...txn.events] });
+    for (const entry of this.pendingTxns.values()) {
+      const events = entry.events ?? (eventsOf(JSON.parse(entry.record)) as E[] | undefined) ?? [];
+      entry.events = undefined;
+      txns.push({ seq: entry.seq, txnId: entry.txnId, events: [...events], receivedAt: entry.receivedAt });
+    }
     return txns.sort((a, b) => a.seq - b.seq);
   }
 
@@ -210,7 +222,7 @@ export class TransactionJournal<E = unknown> implements TransactionStore<E> {
     this.write(record);
     this.lastSeq = seq;
     const txn: PendingTransaction<E> = { seq, txnId, events: [...events], receivedAt };
-    this.pendingTxns.set(seq, { txn, record });
+    this.pendingTxns.set(seq, { seq, txnId, receivedAt, record, events: this.file ? undefined : txn.events });
     return txn;
   }
 
@@ -244,16 +256,9 @@ export class TransactionJournal<E = unknown> implements TransactionStore<E> {
     switch (record.op) {
       case "txn": {
         const { seq, txnId, at } = record;
-        const events = Array.isArray(record.events)
-          ? record.events
-          : isObject(record.body) && Array.isArray(record.body.events)
-            ? record.body.events
-            : undefined;
+        const events = eventsOf(record);
         if (!isSeq(seq) || typeof txnId !== "string" || typeof at !== "number" || !events) return false;
-        this.pendingTxns.set(seq, {
-          txn: { seq, txnId, events: events as E[], receivedAt: at },
-          record: `${line}\n`,
-        });
+        this.pendingTxns.set(seq, { seq, txnId, receivedAt: at, record: `${line}\n`, events: events as E[] });
         this.lastSeq = Math.max(this.lastSeq, seq);
         return true;
       }
@@ -289,7 +294,13 @@ export class TransactionJournal<E = unknown> implements TransactionStore<E> {
     for (const txn of seed.transactions) {
       const seq = this.lastSeq + 1;
       const record = txnRecord(seq, txn.txnId, txn.receivedAt, txn.events, undefined);
-      this.pendingTxns.set(seq, { txn: { ...txn, seq }, record });
+      this.pendingTxns.set(seq, {
+        seq,
+        txnId: txn.txnId,
+        receivedAt: txn.receivedAt,
+        record,
+        events: [...txn.events],
+      });
       this.lastSeq = seq;
     }
   }
@@ -359,6 +370,13 @@ function txnRecord(
   const head = `{"op":"txn","seq":${seq},"txnId":${JSON.stringify(txnId)},"at":${receivedAt},`;
   if (body === undefined) return `${head}"events":${toJson(events, "Transaction events")}}\n`;
   return `${head}"body":${body.includes("\n") ? body.replace(/\n/g, " ") : body}}\n`;
+}
+
+/** A transaction record's events: its `events`, or the `events` of its verbatim `body`. */
+function eventsOf(record: JsonObject): unknown[] | undefined {
+  if (Array.isArray(record.events)) return record.events;
+  if (isObject(record.body) && Array.isArray(record.body.events)) return record.body.events;
+  return undefined;
 }
 
 function isObject(value: unknown): value is JsonObject {
