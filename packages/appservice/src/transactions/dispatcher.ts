@@ -75,16 +75,30 @@ interface RoomQueue<E> {
   active: boolean;
   /** Listed in `ready`. */
   ready: boolean;
+  /** Where this room's handler promises report back; made on first use, replaced on a timeout. */
+  slot: HandlerSlot<E> | undefined;
 }
 
-/** A handler call that returned a promise, watched for the timeout. */
-interface RunningHandler<E> {
-  room: RoomQueue<E>;
-  item: QueuedEvent<E>;
-  /** `performance.now()` after which it is abandoned. */
-  deadline: number;
-  /** Finished, or abandoned on timeout. */
-  settled: boolean;
+/**
+ * The room's handler call awaiting its promise. One per room, reused from event to event, so a
+ * handler's `then` costs no closures; a slot whose handler timed out is retired with it.
+ */
+class HandlerSlot<E> {
+  item: QueuedEvent<E> | undefined;
+  /** `performance.now()` after which the handler is abandoned. */
+  deadline = 0;
+  /** Its handler timed out; whatever it does later is only logged. */
+  abandoned = false;
+  readonly fulfilled: () => void;
+  readonly rejected: (err: unknown) => void;
+
+  constructor(
+    readonly room: RoomQueue<E>,
+    settle: (slot: HandlerSlot<E>, failed: boolean, err: unknown) => void,
+  ) {
+    this.fulfilled = () => settle(this, false, undefined);
+    this.rejected = (err) => settle(this, true, err);
+  }
 }
 
 type State = "idle" | "starting" | "running" | "stopping" | "stopped";
@@ -126,9 +140,9 @@ export class EventDispatcher<E extends DispatchableEvent> {
   private pumpScheduled = false;
   /** Events started since the last scheduled pump; see {@link PUMP_BUDGET}. */
   private startedThisTurn = 0;
-  /** Handlers that returned a promise, oldest first (so also by deadline). */
-  private readonly running = new Set<RunningHandler<E>>();
   private watchdog: NodeJS.Timeout | undefined;
+  private readonly settleSlot = (slot: HandlerSlot<E>, failed: boolean, err: unknown) =>
+    this.settle(slot, failed, err);
   /** Counted here and added to the metrics at each flush: a counter increment per event adds up. */
   private dispatchedSinceFlush = 0;
 
@@ -195,7 +209,7 @@ export class EventDispatcher<E extends DispatchableEvent> {
     for (const event of events) {
       let room = this.rooms.get(event.room_id);
       if (!room) {
-        room = { id: event.room_id, queue: new Fifo(), active: false, ready: false };
+        room = { id: event.room_id, queue: new Fifo(), active: false, ready: false, slot: undefined };
         this.rooms.set(event.room_id, room);
       }
       room.queue.push({ event, txn: progress });
@@ -353,41 +367,37 @@ export class EventDispatcher<E extends DispatchableEvent> {
       this.finish(room, item, false, undefined);
       return;
     }
-    const running: RunningHandler<E> = {
-      room,
-      item,
-      deadline: performance.now() + this.timeoutMs,
-      settled: false,
-    };
+    room.slot ??= new HandlerSlot(room, this.settleSlot);
+    const slot = room.slot;
+    slot.item = item;
     if (this.timeoutMs > 0) {
-      this.running.add(running);
-      this.armWatchdog();
+      slot.deadline = performance.now() + this.timeoutMs;
+      if (!this.watchdog) this.armWatchdog(slot.deadline);
     }
-    result.then(
-      () => this.settle(running, false, undefined),
-      (err: unknown) => this.settle(running, true, err),
-    );
+    result.then(slot.fulfilled, slot.rejected);
   }
 
-  private settle(running: RunningHandler<E>, failed: boolean, err: unknown): void {
-    const eventId = running.item.event.event_id;
-    if (running.settled) {
-      // Abandoned on timeout earlier; its room has long moved on.
+  private settle(slot: HandlerSlot<E>, failed: boolean, err: unknown): void {
+    const item = slot.item;
+    if (!item) return;
+    if (slot.abandoned) {
+      // Timed out earlier; its room has long moved on.
+      const eventId = item.event.event_id;
       if (failed) this.logger.error({ err, eventId }, "Timed-out event handler failed after all");
       else this.logger.info({ eventId }, "Timed-out event handler finished after all");
       return;
     }
-    running.settled = true;
-    this.running.delete(running);
-    this.finish(running.room, running.item, failed, err);
+    slot.item = undefined;
+    this.finish(slot.room, item, failed, err);
   }
 
-  /** Abandons handlers past their deadline; one timer, armed for the oldest running handler. */
-  private armWatchdog(): void {
-    if (this.watchdog || this.state === "stopped") return;
-    const oldest = this.running.values().next();
-    if (oldest.done) return;
-    this.watchdog = setTimeout(() => this.expire(), Math.max(0, oldest.value.deadline - performance.now()));
+  /**
+   * One timer for every handler's timeout, instead of one per event: armed for the earliest
+   * deadline, it abandons what is overdue and re-arms for the next.
+   */
+  private armWatchdog(deadline: number): void {
+    if (this.state === "stopped") return;
+    this.watchdog = setTimeout(() => this.expire(), Math.max(0, deadline - performance.now()));
     // It may outlive the handler it was armed for; it must not keep a finished process alive.
     this.watchdog.unref();
   }
@@ -395,13 +405,20 @@ export class EventDispatcher<E extends DispatchableEvent> {
   private expire(): void {
     this.watchdog = undefined;
     const now = performance.now();
-    for (const running of this.running) {
-      if (running.deadline > now) break;
-      running.settled = true;
-      this.running.delete(running);
-      this.finish(running.room, running.item, true, new HandlerTimeoutError(this.timeoutMs));
+    let next = Number.POSITIVE_INFINITY;
+    // Active rooms are still listed: a room leaves `rooms` only when released with nothing queued.
+    for (const room of [...this.rooms.values()]) {
+      const slot = room.slot;
+      if (!room.active || !slot?.item) continue;
+      if (slot.deadline > now) {
+        next = Math.min(next, slot.deadline);
+        continue;
+      }
+      slot.abandoned = true;
+      room.slot = undefined;
+      this.finish(room, slot.item, true, new HandlerTimeoutError(this.timeoutMs));
     }
-    this.armWatchdog();
+    if (next < Number.POSITIVE_INFINITY && !this.watchdog) this.armWatchdog(next);
   }
 
   private finish(room: RoomQueue<E>, item: QueuedEvent<E>, failed: boolean, err: unknown): void {

@@ -163,6 +163,40 @@ for (const engine of engines)
       );
     });
 
+    it("times handlers out one by one, and only logs a timed-out handler that settles later", async () => {
+      const { logger, records } = capturingLogger("info");
+      const late = deferred();
+      const handled: string[] = [];
+      const d = dispatcher(
+        async (event) => {
+          if (event.event_id === "$late") await late.promise;
+          else if (event.event_id === "$slow") await sleep(60);
+          handled.push(event.event_id);
+        },
+        { handlerTimeoutMs: 30, logger },
+      );
+      await d.start();
+      await push(d, "t1", [
+        roomEvent("$late", "!a:hs"),
+        roomEvent("$a2", "!a:hs"),
+        roomEvent("$slow", "!b:hs"),
+      ]);
+      await push(d, "t2", [roomEvent("$b2", "!b:hs")]);
+      assert.equal(await d.drain(), true);
+      // Both rooms moved on; $slow (60 ms) and $late were abandoned at 30 ms.
+      assert.deepEqual(handled.sort(), ["$a2", "$b2"]);
+      assert.equal(
+        await metricValue(registry, "trestle_event_handler_failures_total", { reason: "timeout" }),
+        2,
+      );
+      late.resolve();
+      await until(
+        () => records.filter((r) => r.msg === "Timed-out event handler finished after all").length === 2,
+      );
+      assert.deepEqual(handled.sort(), ["$a2", "$b2", "$late", "$slow"]);
+      assert.equal(await stores.transactions.count(), 0, "each event completed once");
+    });
+
     it("skips events already handled, whether written to the store or still in the batch", async () => {
       await stores.processedEvents.add("$old");
       const handled: string[] = [];
