@@ -51,8 +51,16 @@ export class DispatcherNotRunningError extends Error {
   }
 }
 
-/** Events started before the dispatcher yields to the event loop, when handlers settle at once. */
-const PUMP_BUDGET = 1_000;
+/**
+ * Events started before the dispatcher yields to the event loop, when handlers settle at once.
+ * While the queue is short, often: the next transaction is read, stored and acknowledged between
+ * slices, and the rest of the handling overlaps with the homeserver preparing the one after.
+ * With a backlog, rarely: dispatch must keep up, or the queue grows to the back-pressure limit.
+ */
+const PUMP_BUDGET = 64;
+const PUMP_BUDGET_BACKLOG = 1_000;
+/** Queued events above which the dispatcher counts as backlogged. */
+const BACKLOG_EVENTS = 2_000;
 
 /** A queued transaction's progress: its events share this object. */
 interface TxnProgress {
@@ -292,7 +300,7 @@ export class EventDispatcher<E extends DispatchableEvent> {
     this.pumping = true;
     try {
       while (this.state === "running" && this.active < this.concurrency) {
-        if (this.startedThisTurn >= PUMP_BUDGET) {
+        if (this.startedThisTurn >= (this.queued > BACKLOG_EVENTS ? PUMP_BUDGET_BACKLOG : PUMP_BUDGET)) {
           // Handlers that settle at once chain through microtasks, which run before any I/O: without
           // a break, a burst of them would hold back the next transaction and its acknowledgement.
           this.schedulePump();

@@ -197,6 +197,18 @@ for (const engine of engines)
       assert.equal(await stores.transactions.count(), 0, "each event completed once");
     });
 
+    it("yields to the event loop during a burst of handlers that settle at once", async () => {
+      let handled = 0;
+      const d = dispatcher(() => void handled++, { roomConcurrency: 4 });
+      await d.start();
+      const events = Array.from({ length: 5_000 }, (_, i) => roomEvent(`$${i}`, `!r${i % 4}:hs`));
+      await push(d, "t1", events);
+      const seenByIo = await new Promise<number>((resolve) => setImmediate(() => resolve(handled)));
+      assert.ok(seenByIo > 0 && seenByIo < 5_000, `other work ran after ${seenByIo} of 5000 events`);
+      assert.equal(await d.drain(), true);
+      assert.equal(handled, 5_000);
+    });
+
     it("skips events already handled, whether written to the store or still in the batch", async () => {
       await stores.processedEvents.add("$old");
       const handled: string[] = [];
