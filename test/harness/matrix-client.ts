@@ -11,6 +11,8 @@ export interface ClientEvent {
   unsigned?: Record<string, unknown>;
 }
 
+const SYNC_FILTER = JSON.stringify({ room: { timeline: { limit: 1000 } } });
+
 interface SyncResponse {
   next_batch: string;
   rooms?: {
@@ -101,7 +103,9 @@ export class MatrixTestClient {
   async sync(timeoutMs = 0): Promise<ClientEvent[]> {
     const params = new URLSearchParams({ timeout: String(timeoutMs) });
     if (this.since) params.set("since", this.since);
-    else params.set("filter", JSON.stringify({ room: { timeline: { limit: 1000 } } }));
+    // On every sync: without it an incremental sync returns at most 10 events per room
+    // ("limited"), and a burst would silently lose events.
+    params.set("filter", SYNC_FILTER);
     const res = await this.request<SyncResponse>("GET", `/_matrix/client/v3/sync?${params}`);
     this.since = res.next_batch;
     const fresh: ClientEvent[] = [];
