@@ -53,6 +53,12 @@ const DEFAULT_COMPACT_AFTER_LINES = 10_000;
  */
 export class NedbDeliveryStore {
   private appended = 0;
+  private inserting = false;
+  private readonly waitingInserts: {
+    doc: DeliveryDoc;
+    resolve: () => void;
+    reject: (err: unknown) => void;
+  }[] = [];
   private compacting: Promise<void> | undefined;
   private closed = false;
 
@@ -82,8 +88,13 @@ export class NedbDeliveryStore {
     );
   }
 
-  /** Resolves once the job is appended to the datafile. */
-  async insert(job: DeliveryJob): Promise<void> {
+  /**
+   * Resolves once the job is appended to the datafile. Inserts that arrive while a write is in
+   * flight go out together as one append (group commit): NeDB opens, appends and closes the
+   * file for every write, so one write per webhook would cap the ack path at the disk's
+   * open/close rate under load.
+   */
+  insert(job: DeliveryJob): Promise<void> {
     this.assertOpen();
     const doc: DeliveryDoc = {
       _id: job.id,
@@ -95,8 +106,31 @@ export class NedbDeliveryStore {
       state: "pending",
     };
     if (job.deliveryKey !== undefined) doc.deliveryKey = job.deliveryKey;
-    await this.db.insert(doc);
-    this.noteAppended(1);
+    return new Promise((resolve, reject) => {
+      this.waitingInserts.push({ doc, resolve, reject });
+      this.flushInserts();
+    });
+  }
+
+  private flushInserts(): void {
+    if (this.inserting || this.waitingInserts.length === 0) return;
+    this.inserting = true;
+    const batch = this.waitingInserts.splice(0);
+    this.db
+      .insert(batch.map((b) => b.doc))
+      .then(
+        () => {
+          this.noteAppended(batch.length);
+          for (const b of batch) b.resolve();
+        },
+        (err: unknown) => {
+          for (const b of batch) b.reject(err);
+        },
+      )
+      .finally(() => {
+        this.inserting = false;
+        this.flushInserts();
+      });
   }
 
   /** The job is done (delivered, skipped or dropped). */
