@@ -23,7 +23,14 @@ function fromDoc(doc: HookDoc | null): HookRecord | undefined {
   return record;
 }
 
+/**
+ * NeDB on disk, with every hook also held in a Map: the request path looks a hook up on every
+ * webhook, and NeDB runs reads in the same serial queue as its file appends, so a lookup
+ * would wait behind unrelated writes. Hooks are few and small.
+ */
 export class NedbHookStore implements HookStore {
+  private readonly byId = new Map<string, HookRecord>();
+
   private constructor(private readonly db: Datastore<HookDoc>) {}
 
   static async open(options: {
@@ -39,29 +46,41 @@ export class NedbHookStore implements HookStore {
     await db.load();
     await db.ensureIndex({ fieldName: "roomId" });
     await db.ensureIndex({ fieldName: "id", unique: true });
-    options.logger.debug({ hooks: await db.count({}) }, "hook store loaded");
-    return new NedbHookStore(db);
+    const store = new NedbHookStore(db);
+    for (const doc of await db.find({})) {
+      const record = fromDoc(doc);
+      if (record) store.byId.set(record.id, record);
+    }
+    options.logger.debug({ hooks: store.byId.size }, "hook store loaded");
+    return store;
   }
 
   async get(id: string): Promise<HookRecord | undefined> {
-    return fromDoc(await this.db.findOne({ id }));
+    return this.byId.get(id);
   }
 
   async getByName(roomId: string, name: string): Promise<HookRecord | undefined> {
-    return fromDoc(await this.db.findOne({ roomId, name }));
+    for (const record of this.byId.values()) {
+      if (record.roomId === roomId && record.name === name) return record;
+    }
+    return undefined;
   }
 
   async listByRoom(roomId: string): Promise<HookRecord[]> {
-    const docs = await this.db.find({ roomId }).sort({ createdAt: 1 });
-    return docs.map((d) => fromDoc(d)).filter((r): r is HookRecord => r !== undefined);
+    return [...this.byId.values()]
+      .filter((r) => r.roomId === roomId)
+      .sort((a, b) => a.createdAt - b.createdAt);
   }
 
   async put(record: HookRecord): Promise<void> {
     await this.db.updateOne({ id: record.id }, { _id: record.id, ...record }, { upsert: true });
+    this.byId.set(record.id, record);
   }
 
   async remove(id: string): Promise<boolean> {
-    return (await this.db.deleteOne({ id }, {})) > 0;
+    const removed = (await this.db.deleteOne({ id }, {})) > 0;
+    this.byId.delete(id);
+    return removed;
   }
 
   /** Nothing to flush: every write is appended before its promise resolves. */
