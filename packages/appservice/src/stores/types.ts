@@ -56,6 +56,17 @@ export interface ProcessedEventStore extends Closable {
    * it, saving a promise per event. Same answer as `has`, and the same errors, thrown.
    */
   hasSync?(eventId: string): boolean;
+  /**
+   * Optional, with `unclaimSync` and `addClaimed`, for stores that keep the window in memory:
+   * checks and reserves an id being handled in one step. False when the id was handled (in the
+   * window) or is already claimed. While claimed, `has` answers true; nothing is persisted until
+   * `addClaimed`. The dispatcher then needs no set of its own for handled, unwritten ids.
+   */
+  claimSync?(eventId: string): boolean;
+  /** Gives back a claim whose event will not be recorded as handled (its handler never finished). */
+  unclaimSync?(eventId: string): void;
+  /** Persists claimed ids as handled: `addMany` for ids taken with `claimSync`. */
+  addClaimed?(eventIds: readonly string[]): Promise<void>;
   add(eventId: string): Promise<void>;
   /** One write for many ids; what the dispatcher uses. */
   addMany(eventIds: readonly string[]): Promise<void>;

@@ -3,7 +3,7 @@ import { Registry } from "prom-client";
 import { type Logger, silentLogger } from "../logging.js";
 import type { PendingTransaction, ProcessedEventStore, TransactionStore } from "../stores/types.js";
 import { Fifo } from "./fifo.js";
-import { createDispatchMetrics, type DispatchMetrics } from "./metrics.js";
+import { createDispatchMetrics, type DispatchMetrics, LatencyRecorder } from "./metrics.js";
 
 /** The least the dispatcher needs of an event: an identity and a room to order it in. */
 export interface DispatchableEvent {
@@ -74,6 +74,8 @@ interface TxnProgress {
 interface QueuedEvent<E> {
   event: E;
   txn: TxnProgress;
+  /** Its id was claimed in the processed store (`claimSync`): recorded at completion, or given back. */
+  claimed: boolean;
 }
 
 interface RoomQueue<E> {
@@ -130,6 +132,9 @@ export class EventDispatcher<E extends DispatchableEvent> {
   private readonly handler: EventHandler<E>;
   private readonly logger: Logger;
   private readonly metrics: DispatchMetrics;
+  private readonly latency: LatencyRecorder;
+  /** The processed store claims ids itself (`claimSync`): no `unflushed` set, one hash operation an event. */
+  private readonly claims: boolean;
   private readonly concurrency: number;
   private readonly timeoutMs: number;
   private readonly flushIntervalMs: number;
@@ -156,7 +161,10 @@ export class EventDispatcher<E extends DispatchableEvent> {
 
   /** Handled events not yet written to the processed store: de-duplication must see them too. */
   private readonly unflushed = new Set<string>();
+  /** Handled ids to record: claimed ones when the store claims (`addClaimed`), else all (`addMany`). */
   private doneIds: string[] = [];
+  /** With a claiming store, handled ids it failed to claim (the lookup threw): recorded with `addMany`. */
+  private doneLooseIds: string[] = [];
   private doneSeqs: number[] = [];
   private flushTimer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
@@ -167,6 +175,9 @@ export class EventDispatcher<E extends DispatchableEvent> {
     this.processed = options.processed;
     this.logger = (options.logger ?? silentLogger()).child({ component: "dispatcher" });
     this.metrics = createDispatchMetrics(options.registry ?? new Registry());
+    this.latency = new LatencyRecorder(this.metrics.latency);
+    const processed = this.processed;
+    this.claims = !!(processed.claimSync && processed.unclaimSync && processed.addClaimed);
     this.concurrency = Math.max(1, options.roomConcurrency ?? 16);
     this.timeoutMs = options.handlerTimeoutMs ?? 60_000;
     this.flushIntervalMs = options.flushIntervalMs ?? 50;
@@ -220,7 +231,7 @@ export class EventDispatcher<E extends DispatchableEvent> {
         room = { id: event.room_id, queue: new Fifo(), active: false, ready: false, slot: undefined };
         this.rooms.set(event.room_id, room);
       }
-      room.queue.push({ event, txn: progress });
+      room.queue.push({ event, txn: progress, claimed: false });
       if (!room.active && !room.ready) {
         room.ready = true;
         this.ready.push(room);
@@ -325,6 +336,26 @@ export class EventDispatcher<E extends DispatchableEvent> {
   /** Checks for a duplicate, then runs the handler. */
   private begin(room: RoomQueue<E>, item: QueuedEvent<E>): void {
     const eventId = item.event.event_id;
+    if (this.claims) {
+      // Ids handled after a failed claim (see `lookupFailed`) are only in `unflushed`.
+      if (this.unflushed.size > 0 && this.unflushed.has(eventId)) {
+        this.skipDuplicate(room, item);
+        return;
+      }
+      let claimed: boolean;
+      try {
+        claimed = (this.processed.claimSync as (id: string) => boolean)(eventId);
+      } catch (err) {
+        this.lookupFailed(err, room, item);
+        return;
+      }
+      if (!claimed) this.skipDuplicate(room, item);
+      else {
+        item.claimed = true;
+        this.run(room, item);
+      }
+      return;
+    }
     if (this.unflushed.has(eventId)) {
       this.skipDuplicate(room, item);
       return;
@@ -358,7 +389,7 @@ export class EventDispatcher<E extends DispatchableEvent> {
     this.metrics.duplicates.inc();
     const { event_id: eventId, room_id: roomId } = item.event;
     this.logger.debug({ eventId, roomId }, "Skipping already handled event");
-    this.eventDone(item.txn, undefined);
+    this.eventDone(item.txn, undefined, false);
     this.release(room);
   }
 
@@ -439,9 +470,10 @@ export class EventDispatcher<E extends DispatchableEvent> {
       if (timedOut) this.logger.warn(fields, "Event handler timed out; moving on");
       else this.logger.error(fields, "Event handler failed");
     }
-    this.metrics.latency.observe((performance.now() - item.txn.enqueuedAt) / 1000);
+    this.latency.record((performance.now() - item.txn.enqueuedAt) / 1000);
     // After a stop the store may be closed: leave the event pending, to be redone after restart.
-    if (this.state !== "stopped") this.eventDone(item.txn, event.event_id);
+    if (this.state !== "stopped") this.eventDone(item.txn, event.event_id, item.claimed);
+    else if (item.claimed) this.processed.unclaimSync?.(event.event_id);
     this.release(room);
   }
 
@@ -474,10 +506,14 @@ export class EventDispatcher<E extends DispatchableEvent> {
     this.pump();
   }
 
-  private eventDone(txn: TxnProgress, handledId: string | undefined): void {
+  private eventDone(txn: TxnProgress, handledId: string | undefined, claimed: boolean): void {
     if (handledId !== undefined) {
-      this.unflushed.add(handledId);
-      this.doneIds.push(handledId);
+      // A claimed id is already seen by de-duplication; any other must be, until it is written.
+      if (claimed) this.doneIds.push(handledId);
+      else {
+        this.unflushed.add(handledId);
+        (this.claims ? this.doneLooseIds : this.doneIds).push(handledId);
+      }
     }
     txn.remaining -= 1;
     if (txn.remaining === 0) this.doneSeqs.push(txn.seq);
@@ -485,7 +521,8 @@ export class EventDispatcher<E extends DispatchableEvent> {
   }
 
   private scheduleFlush(): void {
-    if (this.doneIds.length + this.doneSeqs.length >= this.flushBatchSize) void this.flush();
+    if (this.doneIds.length + this.doneLooseIds.length + this.doneSeqs.length >= this.flushBatchSize)
+      void this.flush();
     else if (!this.flushTimer) {
       this.flushTimer = setTimeout(() => void this.flush(), this.flushIntervalMs);
       this.flushTimer.unref();
@@ -503,30 +540,42 @@ export class EventDispatcher<E extends DispatchableEvent> {
       this.metrics.dispatched.inc(this.dispatchedSinceFlush);
       this.dispatchedSinceFlush = 0;
     }
+    this.latency.fold();
     this.metrics.queueDepth.set(this.depth);
     const ids = this.doneIds;
+    const loose = this.doneLooseIds;
     const seqs = this.doneSeqs;
-    if (ids.length === 0 && seqs.length === 0) return;
+    if (ids.length === 0 && loose.length === 0 && seqs.length === 0) return;
     this.doneIds = [];
+    this.doneLooseIds = [];
     this.doneSeqs = [];
     try {
-      if (ids.length > 0) await this.processed.addMany(ids);
+      if (this.claims) {
+        if (ids.length > 0)
+          await (this.processed.addClaimed as (ids: readonly string[]) => Promise<void>)(ids);
+        if (loose.length > 0) await this.processed.addMany(loose);
+      } else if (ids.length > 0) await this.processed.addMany(ids);
     } catch (err) {
-      this.logger.error({ err, events: ids.length }, "Could not record handled events; will retry");
-      this.retryLater(ids, seqs);
+      this.logger.error(
+        { err, events: ids.length + loose.length },
+        "Could not record handled events; will retry",
+      );
+      this.retryLater(ids, loose, seqs);
       return;
     }
-    for (const id of ids) this.unflushed.delete(id);
+    if (this.claims) for (const id of loose) this.unflushed.delete(id);
+    else for (const id of ids) this.unflushed.delete(id);
     try {
       if (seqs.length > 0) await this.transactions.remove(seqs);
     } catch (err) {
       this.logger.error({ err, transactions: seqs.length }, "Could not remove done transactions; will retry");
-      this.retryLater([], seqs);
+      this.retryLater([], [], seqs);
     }
   }
 
-  private retryLater(ids: string[], seqs: number[]): void {
+  private retryLater(ids: string[], loose: string[], seqs: number[]): void {
     this.doneIds = ids.concat(this.doneIds);
+    this.doneLooseIds = loose.concat(this.doneLooseIds);
     this.doneSeqs = seqs.concat(this.doneSeqs);
     if (this.state === "stopped" || this.flushTimer) return;
     this.flushTimer = setTimeout(() => void this.flush(), Math.max(this.flushIntervalMs, 1_000));

@@ -124,6 +124,44 @@ describe("Transaction journal", () => {
       assert.deepEqual(smaller.processedEvents.windowIds(), ["$22", "$23", "$24"]);
       await smaller.close();
     });
+
+    it("claims ids in one step, persisting them only once recorded with addClaimed", async () => {
+      const journal = await open({ processedEventWindow: 3 });
+      const store = journal.processedEvents;
+      await store.addMany(["$old"]);
+      assert.equal(store.claimSync("$old"), false, "an id in the window cannot be claimed");
+      assert.equal(store.claimSync("$a"), true);
+      assert.equal(store.claimSync("$a"), false, "nor one already claimed");
+      assert.equal(store.hasSync("$a"), true);
+      assert.equal(await store.size(), 1, "claims are not counted until recorded");
+      assert.equal(store.claimSync("$b"), true);
+      store.unclaimSync("$b");
+      assert.equal(store.hasSync("$b"), false);
+      assert.equal(store.claimSync("$c"), true);
+      await store.addClaimed(["$a"]);
+      // Not persisted: a crash forgets `$c`, claimed but never recorded.
+      const copy = path.join(path.dirname(file), "copy.journal");
+      await writeFile(copy, await readFile(file));
+      const crashed = await TransactionJournal.open({
+        dataDir: path.dirname(file),
+        fileName: "copy.journal",
+        logger: silentLogger(),
+      });
+      assert.deepEqual(crashed.processedEvents.windowIds(), ["$old", "$a"]);
+      await crashed.close();
+      for (const id of ["$d", "$e"]) {
+        assert.equal(store.claimSync(id), true);
+        await store.addClaimed([id]);
+      }
+      assert.deepEqual(store.windowIds(), ["$a", "$d", "$e"], "the oldest is evicted");
+      assert.equal(store.hasSync("$old"), false);
+      assert.equal(store.hasSync("$c"), true, "still claimed");
+      await journal.close();
+      const reopened = await open({ processedEventWindow: 3 });
+      assert.deepEqual(reopened.processedEvents.windowIds(), ["$a", "$d", "$e"]);
+      assert.equal(reopened.processedEvents.hasSync("$c"), false);
+      await reopened.close();
+    });
   });
 
   describe("crash tolerance", () => {

@@ -267,6 +267,53 @@ for (const engine of engines)
       assert.throws(() => d.enqueue(pending[0]!), /stopped/);
     });
 
+    it("hands an event abandoned by a stop to the next run, which handles it once", async () => {
+      const gate = deferred();
+      const handled: string[] = [];
+      const d = dispatcher(async (event) => {
+        if (event.event_id === "$slow") await gate.promise;
+        handled.push(event.event_id);
+      });
+      await d.start();
+      await push(d, "t1", [roomEvent("$fast", "!a:hs"), roomEvent("$slow", "!b:hs")]);
+      await until(() => handled.length === 1);
+      await d.stop(20);
+      gate.resolve();
+      await sleep(5);
+      const again: string[] = [];
+      const next = dispatcher((event) => void again.push(event.event_id));
+      assert.equal(await next.start(), 2);
+      assert.equal(await next.drain(), true);
+      assert.deepEqual(again, ["$slow"]);
+      assert.equal(await stores.transactions.count(), 0);
+      assert.equal(await stores.processedEvents.has("$slow"), true);
+    });
+
+    it("exports a dispatch latency observation for every handled event", async () => {
+      const d = dispatcher(async () => {});
+      await d.start();
+      await push(
+        d,
+        "t1",
+        Array.from({ length: 250 }, (_, i) => roomEvent(`$${i}`, `!r${i % 5}:hs`)),
+      );
+      await push(d, "t2", [roomEvent("$0", "!r0:hs")]);
+      assert.equal(await d.drain(), true);
+      const text = await registry.getSingleMetricAsString("trestle_event_dispatch_latency_seconds");
+      // Duplicates are not handled, so not timed.
+      assert.match(text, /^trestle_event_dispatch_latency_seconds_count 250$/m);
+      assert.match(text, /^trestle_event_dispatch_latency_seconds_bucket\{le="\+Inf"\} 250$/m);
+      const sum = Number(/^trestle_event_dispatch_latency_seconds_sum (\S+)$/m.exec(text)?.[1]);
+      assert.ok(sum > 0 && sum < 250, `sum ${sum}`);
+      registry.resetMetrics();
+      await push(d, "t3", [roomEvent("$new", "!r0:hs")]);
+      assert.equal(await d.drain(), true);
+      assert.match(
+        await registry.getSingleMetricAsString("trestle_event_dispatch_latency_seconds"),
+        /^trestle_event_dispatch_latency_seconds_count 1$/m,
+      );
+    });
+
     it("writes completions in batches, processed ids before removing their transaction", async () => {
       const writes: string[] = [];
       const processed = stores.processedEvents;

@@ -213,6 +213,14 @@ export class TransactionJournal<E = unknown> implements TransactionStore<E> {
     for (const id of eventIds) this.window.add(id);
   }
 
+  /** Persists ids claimed through {@link JournalProcessedEventStore.claimSync}, then commits them. */
+  recordClaimed(eventIds: readonly string[]): void {
+    this.assertOpen();
+    if (eventIds.length === 0) return;
+    if (this.file) this.write(`{"op":"ids","ids":${JSON.stringify(eventIds)}}\n`);
+    for (const id of eventIds) this.window.commit(id);
+  }
+
   private appendNow(txnId: string, events: readonly E[], body: string | undefined): PendingTransaction<E> {
     this.assertOpen();
     const seq = this.lastSeq + 1;
@@ -325,6 +333,19 @@ export class JournalProcessedEventStore implements ProcessedEventStore {
     return this.hasSync(eventId);
   }
 
+  claimSync(eventId: string): boolean {
+    this.journal.assertOpen();
+    return this.window.claim(eventId);
+  }
+
+  unclaimSync(eventId: string): void {
+    this.window.unclaim(eventId);
+  }
+
+  async addClaimed(eventIds: readonly string[]): Promise<void> {
+    this.journal.recordClaimed(eventIds);
+  }
+
   async add(eventId: string): Promise<void> {
     this.journal.recordProcessed([eventId]);
   }
@@ -352,6 +373,7 @@ export class JournalProcessedEventStore implements ProcessedEventStore {
 interface ProcessedIdsHost {
   assertOpen(): void;
   recordProcessed(eventIds: readonly string[]): void;
+  recordClaimed(eventIds: readonly string[]): void;
   close(): Promise<void>;
 }
 

@@ -10,8 +10,9 @@ export class IdWindow {
 
   constructor(readonly capacity: number) {}
 
+  /** Persisted ids remembered; ids claimed and not yet committed are not counted. */
   get size(): number {
-    return this.members.size;
+    return this.ring.length;
   }
 
   has(id: string): boolean {
@@ -33,6 +34,34 @@ export class IdWindow {
       this.oldest = (this.oldest + 1) % this.capacity;
     }
     return true;
+  }
+
+  /**
+   * Reserves an id that is being handled, in the same Set as the window so one hash operation
+   * both checks and reserves: false when the id is in the window or already claimed. A claimed id
+   * is not persisted (not in `toArray`) until {@link commit}, or is given back by {@link unclaim}.
+   */
+  claim(id: string): boolean {
+    const before = this.members.size;
+    this.members.add(id);
+    return this.members.size !== before;
+  }
+
+  /** Gives back a claim that will not be committed. Only for ids `claim` returned true for. */
+  unclaim(id: string): void {
+    this.members.delete(id);
+  }
+
+  /** Makes a claimed id (already a member) part of the window, evicting the oldest if full. */
+  commit(id: string): void {
+    if (this.ring.length < this.capacity) {
+      this.ring.push(id);
+      return;
+    }
+    const evicted = this.ring[this.oldest];
+    if (evicted !== undefined) this.members.delete(evicted);
+    this.ring[this.oldest] = id;
+    this.oldest = this.oldest + 1 === this.capacity ? 0 : this.oldest + 1;
   }
 
   /** Oldest first. */
