@@ -16,7 +16,7 @@ const SYNC_FILTER = JSON.stringify({ room: { timeline: { limit: 1000 } } });
 interface SyncResponse {
   next_batch: string;
   rooms?: {
-    join?: Record<string, { timeline?: { events?: ClientEvent[] } }>;
+    join?: Record<string, { timeline?: { events?: ClientEvent[]; limited?: boolean; prev_batch?: string } }>;
     invite?: Record<string, unknown>;
   };
 }
@@ -107,14 +107,41 @@ export class MatrixTestClient {
     // ("limited"), and a burst would silently lose events.
     params.set("filter", SYNC_FILTER);
     const res = await this.request<SyncResponse>("GET", `/_matrix/client/v3/sync?${params}`);
+    const previous = this.since;
     this.since = res.next_batch;
     const fresh: ClientEvent[] = [];
     for (const [roomId, room] of Object.entries(res.rooms?.join ?? {})) {
-      for (const event of room.timeline?.events ?? []) fresh.push({ ...event, room_id: roomId });
+      const timeline = room.timeline?.events ?? [];
+      // A "limited" timeline skipped events: fetch the gap, so no test misses one.
+      const gap =
+        room.timeline?.limited && room.timeline.prev_batch && previous !== undefined
+          ? await this.backfill(roomId, room.timeline.prev_batch)
+          : [];
+      for (const event of [...gap, ...timeline]) fresh.push({ ...event, room_id: roomId });
     }
     for (const roomId of Object.keys(res.rooms?.invite ?? {})) this.invites.add(roomId);
     this.seen.push(...fresh);
     return fresh;
+  }
+
+  /** Events before `from` back to the newest one already seen, oldest first. */
+  private async backfill(roomId: string, from: string): Promise<ClientEvent[]> {
+    const known = new Set(this.seen.map((e) => e.event_id));
+    const gap: ClientEvent[] = [];
+    let token: string | undefined = from;
+    for (let page = 0; token && page < 20; page++) {
+      const params: URLSearchParams = new URLSearchParams({ from: token, dir: "b", limit: "500" });
+      const res: { chunk: ClientEvent[]; end?: string } = await this.request<{
+        chunk: ClientEvent[];
+        end?: string;
+      }>("GET", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/messages?${params}`);
+      for (const event of res.chunk) {
+        if (known.has(event.event_id)) return gap.reverse();
+        gap.push(event);
+      }
+      token = res.chunk.length ? res.end : undefined;
+    }
+    return gap.reverse();
   }
 
   /** Every event this client has seen through /sync so far. */

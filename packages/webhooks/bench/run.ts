@@ -1,0 +1,245 @@
+// `npm run bench -w @trestle/webhooks`: webhooks through trestle-webhooks into a real Synapse
+// room, measured end to end (POST sent → event seen by a listening client's /sync), and in
+// the same run the same messages sent straight to Synapse by a plain client, as the ceiling.
+import { randomBytes } from "node:crypto";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { Agent, request } from "node:http";
+import path from "node:path";
+import { parse, stringify } from "yaml";
+import {
+  BridgeProcess,
+  freePort,
+  MatrixTestClient,
+  type RegistrationFile,
+  SERVER_NAME,
+  SynapseInstance,
+} from "../../../test/harness/index.js";
+import { RUN_DIR } from "../../../test/harness/paths.js";
+import { ensureSynapse } from "../../../test/harness/provision.js";
+
+const quick = process.env.BENCH_QUICK === "1";
+const RATE = Number(process.env.BENCH_RATE ?? 1100); // offered webhooks per second on the ack path
+const SECONDS = Number(process.env.BENCH_SECONDS ?? (quick ? 1 : 3));
+const CLI = "packages/webhooks/src/cli.ts";
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
+}
+
+/** Collects room messages with their arrival time, syncing in the background. */
+class Listener {
+  readonly arrivals = new Map<string, number>();
+  private running = true;
+  private loop?: Promise<void>;
+  constructor(
+    private readonly client: MatrixTestClient,
+    private readonly roomId: string,
+  ) {}
+  async start(): Promise<void> {
+    await this.client.sync(0);
+    this.loop = (async () => {
+      while (this.running) {
+        // A failed sync (a busy homeserver's 5xx, a dropped connection) is retried, not fatal.
+        const fresh = await this.client.sync(1000).catch(async (err: unknown) => {
+          console.error(`listener: sync failed, retrying: ${(err as Error).message}`);
+          await new Promise((r) => setTimeout(r, 200));
+          return [];
+        });
+        const now = performance.now();
+        for (const e of fresh) {
+          if (e.room_id === this.roomId && typeof e.content.body === "string")
+            this.arrivals.set(e.content.body, now);
+        }
+      }
+    })();
+  }
+  async waitFor(bodies: string[], timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (bodies.some((b) => !this.arrivals.has(b))) {
+      if (Date.now() > deadline)
+        throw new Error(`only ${bodies.filter((b) => this.arrivals.has(b)).length}/${bodies.length} arrived`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.loop;
+  }
+}
+
+const tool = await ensureSynapse();
+if (!tool.available) throw new Error(tool.reason);
+
+// --- the stack: Synapse + trestle-webhooks, as in `npm run demo` ---------------------------
+const port = await freePort();
+const webhookPort = await freePort();
+const dir = path.join(RUN_DIR, "webhooks-bench");
+await mkdir(dir, { recursive: true });
+const configPath = path.join(dir, "config.yaml");
+const registrationPath = path.join(dir, "registration.yaml");
+const token = randomBytes(24).toString("hex");
+const writeConfig = (hsUrl: string) =>
+  writeFile(
+    configPath,
+    stringify({
+      homeserver: { url: hsUrl, domain: SERVER_NAME },
+      appservice: { port, bindAddress: "127.0.0.1" },
+      logging: { level: "warn" },
+      dataDir: path.join(dir, "data"),
+      metrics: { enabled: false },
+      webhooks: {
+        publicUrl: `http://127.0.0.1:${webhookPort}`,
+        port: webhookPort,
+        rateLimit: { perMinute: 1_000_000, burst: 100_000 },
+      },
+      provisioning: { enabled: true, token },
+    }),
+  );
+await writeConfig("http://127.0.0.1:1");
+await new BridgeProcess({
+  name: "bench-register",
+  script: CLI,
+  args: ["-c", configPath, "-f", registrationPath, "-r", "-u", `http://127.0.0.1:${port}`],
+  port,
+}).runToCompletion();
+const registration = parse(await readFile(registrationPath, "utf8")) as RegistrationFile;
+const hs = await SynapseInstance.start(tool, { appservices: [registration] });
+await writeConfig(hs.baseUrl);
+const bridge = new BridgeProcess({
+  name: "bench-webhooks",
+  script: CLI,
+  args: ["-c", configPath, "-f", registrationPath],
+  port,
+});
+await bridge.start();
+
+try {
+  const user = await hs.registerUser("bench");
+  const owner = new MatrixTestClient(hs.baseUrl, user.userId, user.accessToken);
+  const botId = `@${registration.sender_localpart}:${SERVER_NAME}`;
+
+  async function roomWithHook(name: string): Promise<{ roomId: string; url: string }> {
+    const roomId = await owner.createRoom({
+      preset: "private_chat",
+      invite: [botId],
+      power_level_content_override: { users: { [botId]: 50 } },
+    });
+    await owner.waitForEvent(
+      (e) => e.room_id === roomId && e.state_key === botId && e.content.membership === "join",
+      30_000,
+    );
+    const res = await fetch(
+      `http://127.0.0.1:${webhookPort}/provisioning/v1/rooms/${encodeURIComponent(roomId)}/hooks`,
+      {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify({ name, template: "{{text}}", msgtype: "m.text" }),
+      },
+    );
+    if (!res.ok) throw new Error(`hook: ${res.status} ${await res.text()}`);
+    return { roomId, url: ((await res.json()) as { url: string }).url };
+  }
+
+  // --- through the bridge: an open-loop load of RATE webhooks/s -----------------------------
+  const viaBridge = await roomWithHook("bench");
+  const listener = new Listener(
+    new MatrixTestClient(hs.baseUrl, user.userId, user.accessToken),
+    viaBridge.roomId,
+  );
+  await listener.start();
+  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  const target = new URL(viaBridge.url);
+  const post = (body: string) =>
+    new Promise<{ status: number; ms: number }>((resolve) => {
+      const started = performance.now();
+      const req = request(
+        {
+          agent,
+          host: target.hostname,
+          port: target.port,
+          path: target.pathname,
+          method: "POST",
+          headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
+        },
+        (res) => {
+          res.resume();
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, ms: performance.now() - started }));
+        },
+      );
+      req.on("error", () => resolve({ status: 0, ms: performance.now() - started }));
+      req.end(body);
+    });
+
+  // Warm-up: JIT, connections, the ghost's registration and join.
+  await Promise.all(Array.from({ length: 20 }, (_, i) => post(JSON.stringify({ text: `warm ${i}` }))));
+  await listener.waitFor(
+    Array.from({ length: 20 }, (_, i) => `warm ${i}`),
+    60_000,
+  );
+
+  const total = RATE * SECONDS;
+  const bodies = Array.from({ length: total }, (_, i) => `via bridge ${i}`);
+  const sentAt = new Map<string, number>();
+  const acks: Promise<{ status: number; ms: number }>[] = [];
+  const start = performance.now();
+  for (let i = 0; i < total; i++) {
+    const due = start + (i * 1000) / RATE;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    sentAt.set(bodies[i]!, performance.now());
+    acks.push(post(JSON.stringify({ text: bodies[i] })));
+  }
+  const ackResults = await Promise.all(acks);
+  const ackEnd = performance.now();
+  await listener.waitFor(bodies, 300_000);
+  const bridgeArrivals = bodies.map((b) => listener.arrivals.get(b)!);
+  const bridgeLast = Math.max(...bridgeArrivals);
+  const bridgeLatencies = bodies.map((b) => listener.arrivals.get(b)! - sentAt.get(b)!);
+  await listener.stop();
+  agent.destroy();
+
+  // --- the ceiling: the same messages straight to Synapse by a plain client ---------------
+  // One at a time, in order, as a client that wants its messages ordered sends them.
+  const directRoom = await owner.createRoom({ preset: "private_chat" });
+  const direct = new Listener(new MatrixTestClient(hs.baseUrl, user.userId, user.accessToken), directRoom);
+  await direct.start();
+  const sender = new MatrixTestClient(hs.baseUrl, user.userId, user.accessToken);
+  const directBodies = Array.from({ length: total }, (_, i) => `direct ${i}`);
+  const directSent = new Map<string, number>();
+  const directStart = performance.now();
+  for (const body of directBodies) {
+    directSent.set(body, performance.now());
+    await sender.sendMessage(directRoom, body);
+  }
+  await direct.waitFor(directBodies, 60_000);
+  const directLast = Math.max(...directBodies.map((b) => direct.arrivals.get(b)!));
+  const directLatencies = directBodies.map((b) => direct.arrivals.get(b)! - directSent.get(b)!);
+  await direct.stop();
+
+  const accepted = ackResults.filter((r) => r.status === 202).length;
+  const ackMs = ackResults.map((r) => r.ms);
+  const deliveredPerSecond = total / ((bridgeLast - start) / 1000);
+  const ceilingPerSecond = total / ((directLast - directStart) / 1000);
+  const fmt = (n: number, d = 1) => n.toFixed(d);
+
+  console.log(
+    `\n### Webhooks into a real Synapse room (${total} messages, offered at ${RATE}/s, Synapse ${tool.version})\n`,
+  );
+  console.log(
+    "| path | accepted/s | ack p50 ms | ack p99 ms | delivered/s | end-to-end p50 ms | end-to-end p99 ms |",
+  );
+  console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+  console.log(
+    `| trestle-webhooks | ${fmt(accepted / ((ackEnd - start) / 1000), 0)} | ${fmt(percentile(ackMs, 50), 2)} | ${fmt(percentile(ackMs, 99), 2)} | ${fmt(deliveredPerSecond)} | ${fmt(percentile(bridgeLatencies, 50), 0)} | ${fmt(percentile(bridgeLatencies, 99), 0)} |`,
+  );
+  console.log(
+    `| plain client → Synapse (ceiling) | – | – | – | ${fmt(ceilingPerSecond)} | ${fmt(percentile(directLatencies, 50), 0)} | ${fmt(percentile(directLatencies, 99), 0)} |`,
+  );
+  console.log(
+    `\naccepted ${accepted}/${total} (${total - accepted} not 202); delivered/s is ${fmt((100 * deliveredPerSecond) / ceilingPerSecond, 0)} % of the ceiling (target ≥ 80 %); ack target ≥ 1,000/s with p99 < 20 ms.`,
+  );
+} finally {
+  await bridge.stop();
+  await hs.stop();
+}
