@@ -1,26 +1,13 @@
 // `npm run bench -w @trestle/webhooks`: webhooks through trestle-webhooks into a real Synapse
 // room, measured end to end (POST sent → event seen by a listening client's /sync), and in
 // the same run the same messages sent straight to Synapse by a plain client, as the ceiling.
-import { randomBytes } from "node:crypto";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { Agent, request } from "node:http";
-import path from "node:path";
-import { parse, stringify } from "yaml";
-import {
-  BridgeProcess,
-  freePort,
-  MatrixTestClient,
-  type RegistrationFile,
-  SERVER_NAME,
-  SynapseInstance,
-} from "../../../test/harness/index.js";
-import { RUN_DIR } from "../../../test/harness/paths.js";
-import { ensureSynapse } from "../../../test/harness/provision.js";
+import { MatrixTestClient } from "../../../test/harness/index.js";
+import { startLocalStack } from "../scripts/local-stack.js";
 
 const quick = process.env.BENCH_QUICK === "1";
 const RATE = Number(process.env.BENCH_RATE ?? 1100); // offered webhooks per second on the ack path
 const SECONDS = Number(process.env.BENCH_SECONDS ?? (quick ? 1 : 3));
-const CLI = "packages/webhooks/src/cli.ts";
 
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -68,78 +55,18 @@ class Listener {
   }
 }
 
-const tool = await ensureSynapse();
-if (!tool.available) throw new Error(tool.reason);
-
-// --- the stack: Synapse + trestle-webhooks, as in `npm run demo` ---------------------------
-const port = await freePort();
-const webhookPort = await freePort();
-const dir = path.join(RUN_DIR, "webhooks-bench");
-await mkdir(dir, { recursive: true });
-const configPath = path.join(dir, "config.yaml");
-const registrationPath = path.join(dir, "registration.yaml");
-const token = randomBytes(24).toString("hex");
-const writeConfig = (hsUrl: string) =>
-  writeFile(
-    configPath,
-    stringify({
-      homeserver: { url: hsUrl, domain: SERVER_NAME },
-      appservice: { port, bindAddress: "127.0.0.1" },
-      logging: { level: "warn" },
-      dataDir: path.join(dir, "data"),
-      metrics: { enabled: false },
-      webhooks: {
-        publicUrl: `http://127.0.0.1:${webhookPort}`,
-        port: webhookPort,
-        rateLimit: { perMinute: 1_000_000, burst: 100_000 },
-      },
-      provisioning: { enabled: true, token },
-    }),
-  );
-await writeConfig("http://127.0.0.1:1");
-await new BridgeProcess({
-  name: "bench-register",
-  script: CLI,
-  args: ["-c", configPath, "-f", registrationPath, "-r", "-u", `http://127.0.0.1:${port}`],
-  port,
-}).runToCompletion();
-const registration = parse(await readFile(registrationPath, "utf8")) as RegistrationFile;
-const hs = await SynapseInstance.start(tool, { appservices: [registration] });
-await writeConfig(hs.baseUrl);
-const bridge = new BridgeProcess({
-  name: "bench-webhooks",
-  script: CLI,
-  args: ["-c", configPath, "-f", registrationPath],
-  port,
+const stack = await startLocalStack({
+  name: "webhooks-bench",
+  logLevel: "warn",
+  webhooks: { rateLimit: { perMinute: 1_000_000, burst: 100_000 } },
 });
-await bridge.start();
+const hs = stack.hs;
 
 try {
   const user = await hs.registerUser("bench");
   const owner = new MatrixTestClient(hs.baseUrl, user.userId, user.accessToken);
-  const botId = `@${registration.sender_localpart}:${SERVER_NAME}`;
-
-  async function roomWithHook(name: string): Promise<{ roomId: string; url: string }> {
-    const roomId = await owner.createRoom({
-      preset: "private_chat",
-      invite: [botId],
-      power_level_content_override: { users: { [botId]: 50 } },
-    });
-    await owner.waitForEvent(
-      (e) => e.room_id === roomId && e.state_key === botId && e.content.membership === "join",
-      30_000,
-    );
-    const res = await fetch(
-      `http://127.0.0.1:${webhookPort}/provisioning/v1/rooms/${encodeURIComponent(roomId)}/hooks`,
-      {
-        method: "POST",
-        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-        body: JSON.stringify({ name, template: "{{text}}", msgtype: "m.text" }),
-      },
-    );
-    if (!res.ok) throw new Error(`hook: ${res.status} ${await res.text()}`);
-    return { roomId, url: ((await res.json()) as { url: string }).url };
-  }
+  const roomWithHook = (name: string) =>
+    stack.roomWithHook(owner, { name, template: "{{text}}", msgtype: "m.text" });
 
   // --- through the bridge: an open-loop load of RATE webhooks/s -----------------------------
   const viaBridge = await roomWithHook("bench");
@@ -224,7 +151,7 @@ try {
   const fmt = (n: number, d = 1) => n.toFixed(d);
 
   console.log(
-    `\n### Webhooks into a real Synapse room (${total} messages, offered at ${RATE}/s, Synapse ${tool.version})\n`,
+    `\n### Webhooks into a real Synapse room (${total} messages, offered at ${RATE}/s, Synapse ${stack.synapseVersion})\n`,
   );
   console.log(
     "| path | accepted/s | ack p50 ms | ack p99 ms | delivered/s | end-to-end p50 ms | end-to-end p99 ms |",
@@ -240,6 +167,5 @@ try {
     `\naccepted ${accepted}/${total} (${total - accepted} not 202); delivered/s is ${fmt((100 * deliveredPerSecond) / ceilingPerSecond, 0)} % of the ceiling (target ≥ 80 %); ack target ≥ 1,000/s with p99 < 20 ms.`,
   );
 } finally {
-  await bridge.stop();
-  await hs.stop();
+  await stack.stop();
 }
