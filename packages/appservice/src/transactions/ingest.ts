@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { LRUCache } from "lru-cache";
 import { Registry } from "prom-client";
 import { MatrixError } from "../errors.js";
@@ -255,23 +255,28 @@ function isEmpty(record: Readonly<Record<string, unknown>>): boolean {
 }
 
 /**
- * Identifies a transaction's content cheaply: event ids stand for the events, the small non-room
- * parts are hashed whole.
+ * Identifies a transaction's content: event ids stand for the events, and the non-room parts,
+ * usually empty, are hashed whole only when present.
  */
 function fingerprintOf(txn: IngestibleTransaction): string {
-  const hash = createHash("sha1");
-  // One update for all ids: each update call crosses into native code, which costs more than the join.
   let ids = "";
   for (const event of txn.events) ids += `${event.event_id}\n`;
-  hash.update(ids);
-  hash.update(
-    JSON.stringify([
-      txn.ephemeral ?? [],
-      txn.toDevice ?? [],
-      txn.deviceLists ?? null,
-      txn.deviceOneTimeKeysCount ?? null,
-      txn.deviceUnusedFallbackKeyTypes ?? null,
-    ]),
-  );
-  return hash.digest("base64");
+  const rest = [
+    txn.ephemeral,
+    txn.toDevice,
+    txn.deviceLists,
+    txn.deviceOneTimeKeysCount,
+    txn.deviceUnusedFallbackKeyTypes,
+  ];
+  if (rest.some((part) => part !== undefined && !isEmptyPart(part))) ids += JSON.stringify(rest);
+  return hash("sha1", ids, "base64");
+}
+
+function isEmptyPart(part: object): boolean {
+  if (Array.isArray(part)) return part.length === 0;
+  if ("changed" in part && "left" in part) {
+    const lists = part as { changed: readonly unknown[]; left: readonly unknown[] };
+    return lists.changed.length === 0 && lists.left.length === 0;
+  }
+  return isEmpty(part as Record<string, unknown>);
 }

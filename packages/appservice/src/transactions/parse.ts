@@ -68,6 +68,7 @@ const KEYS = {
 
 interface ParseState {
   log: Logger | undefined;
+  logFields: Record<string, unknown> | undefined;
   dropped: number;
 }
 
@@ -92,12 +93,20 @@ export interface DetailedParse {
 }
 
 /** {@link parseTransaction}, also telling whether the room events are the body's own. */
-export function parseTransactionDetailed(body: unknown, log?: Logger): DetailedParse {
+/**
+ * `logFields` go on every warning (the transaction id, say): cheaper than a child logger per
+ * transaction, which the hot path would pay for even when nothing is wrong.
+ */
+export function parseTransactionDetailed(
+  body: unknown,
+  log?: Logger,
+  logFields?: Record<string, unknown>,
+): DetailedParse {
   if (!isObject(body)) throw new BadJsonError("Transaction body must be a JSON object");
   if (body.events !== undefined && !Array.isArray(body.events)) {
     throw new BadJsonError("Transaction field 'events' must be an array");
   }
-  const state: ParseState = { log, dropped: 0 };
+  const state: ParseState = { log, logFields, dropped: 0 };
   const wire = parseEvents<WireRoomEvent>(body.events, "events", ROOM_EVENT_RULES, state);
   let eventsAsSent = state.dropped === 0;
   const events = wire as MatrixEvent[];
@@ -153,7 +162,10 @@ function findProblem(value: unknown, rules: FieldRules): string | undefined {
 function parseEvents<T>(raw: unknown, section: string, rules: FieldRules, state: ParseState): T[] {
   if (raw === undefined) return [];
   if (!Array.isArray(raw)) {
-    state.log?.warn({ field: section }, "Ignoring transaction field that is not an array");
+    state.log?.warn(
+      { ...state.logFields, field: section },
+      "Ignoring transaction field that is not an array",
+    );
     return [];
   }
   const valid: T[] = [];
@@ -167,13 +179,16 @@ function parseEvents<T>(raw: unknown, section: string, rules: FieldRules, state:
     state.dropped++;
     // Identify the event without logging its content.
     const ids = isObject(item) ? { event_id: item.event_id, type: item.type, room_id: item.room_id } : {};
-    state.log?.warn({ field: section, index, problem, ...ids }, "Dropping malformed event from transaction");
+    state.log?.warn(
+      { ...state.logFields, field: section, index, problem, ...ids },
+      "Dropping malformed event from transaction",
+    );
   }
   return valid;
 }
 
 function warnField(state: ParseState, path: string, problem: string): void {
-  state.log?.warn({ field: path, problem }, "Ignoring malformed transaction field");
+  state.log?.warn({ ...state.logFields, field: path, problem }, "Ignoring malformed transaction field");
 }
 
 /** Strings in `raw`, dropping any other entries; undefined when `raw` is not an array. */

@@ -132,6 +132,32 @@ for (const engine of engines)
       assert.deepEqual(handled, ["$1", "$2"]);
     });
 
+    it("accepts a reused txnId whose events differ only in the middle, or whose ephemeral data differs", async () => {
+      const handled: string[] = [];
+      const ephemeral: unknown[] = [];
+      const h = await start((event) => void handled.push(event.event_id), {
+        ingest: { sink: { onEphemeral: (events) => void ephemeral.push(...events) } },
+      });
+      const ids = (middle: string) => [
+        roomEvent("$a", "!a:hs"),
+        roomEvent(middle, "!a:hs"),
+        roomEvent("$z", "!a:hs"),
+      ];
+      await h.ingest.accept("1", txn(ids("$m1")));
+      await h.ingest.accept("1", txn(ids("$m2")));
+      const typing = (user: string) => ({
+        type: "m.typing",
+        room_id: "!a:hs",
+        content: { user_ids: [user] },
+      });
+      await h.ingest.accept("2", { ...txn([]), ephemeral: [typing("@x:hs")] });
+      await h.ingest.accept("2", { ...txn([]), ephemeral: [typing("@y:hs")] });
+      assert.equal(await h.dispatcher.drain(), true);
+      // The repeated $a and $z are skipped by event id; $m2 is new, so the transaction was not a replay.
+      assert.deepEqual(handled, ["$a", "$m1", "$z", "$m2"]);
+      assert.equal(ephemeral.length, 2, "the second typing update is not mistaken for a replay");
+    });
+
     it("skips events resent under a new txnId after a restart", async () => {
       const handled: string[] = [];
       const first = await harness(engine.open, (event) => void handled.push(event.event_id), {
