@@ -8,6 +8,13 @@ export {
   type FailedDelivery,
   templateHeaders,
 } from "./job.js";
+export {
+  DEFAULT_DELIVERY_COMPACT_AFTER_BYTES,
+  DELIVERY_JOURNAL_FILE,
+  DeliveryJournal,
+  type DeliveryJournalOptions,
+  LEGACY_DELIVERY_FILE,
+} from "./journal.js";
 export { createDeliveryMetrics, type DeliveryMetrics } from "./metrics.js";
 export {
   DEFAULT_NOTICE_INTERVAL_MS,
@@ -32,4 +39,3 @@ export {
   type DeliveryTimers,
   type EnqueuedDelivery,
 } from "./queue.js";
-export { type DeliveryStoreOptions, NedbDeliveryStore } from "./store.js";

@@ -16,10 +16,10 @@ import {
   newJobId,
   templateHeaders,
 } from "./job.js";
+import { DeliveryJournal } from "./journal.js";
 import { createDeliveryMetrics, type DeliveryMetrics } from "./metrics.js";
 import { TemplateErrorNotices, templateErrorNotice } from "./notices.js";
 import type { HookPoster } from "./poster.js";
-import { NedbDeliveryStore } from "./store.js";
 
 export interface DeliveryRetryPolicy {
   /** Wait before the first retry (default 1 s); doubles with every further failure, with jitter. */
@@ -46,7 +46,7 @@ export interface DeliveryTimers {
 }
 
 export interface DeliveryQueueOptions {
-  /** Directory of `deliveries.db`; required unless `inMemory`. */
+  /** Directory of `deliveries.journal`; required unless `inMemory`. */
   dataDir?: string;
   /** Keep the queue in memory only (tests): nothing survives a restart. */
   inMemory?: boolean;
@@ -124,7 +124,7 @@ const REAL_TIMERS: DeliveryTimers = {
 /**
  * The durable webhook delivery queue.
  *
- * `enqueue` resolves only once the job is in `deliveries.db`, which is what makes answering the
+ * `enqueue` resolves only once the job is in `deliveries.journal`, which is what makes answering the
  * sender 202 safe. Jobs are sent in order within a room (by seq) and rooms in parallel, at most
  * `roomConcurrency` at a time, taking turns. A failing job blocks its own room only:
  *
@@ -151,15 +151,13 @@ export class DeliveryQueue {
   private readonly timers: DeliveryTimers;
 
   private state: State = "idle";
-  private store: NedbDeliveryStore | undefined;
+  private store: DeliveryJournal | undefined;
   private readonly lanes = new Map<string, Lane>();
   /** Rooms whose head job may be attempted now, in turn order. */
   private readonly ready = new Set<string>();
   private readonly jobs = new Map<string, QueuedJob>();
   private readonly lastSeq = new Map<string, number>();
   private active = 0;
-  /** Enqueues whose write has not finished; they count towards the depth. */
-  private persisting = 0;
   private idleWaiters: (() => void)[] = [];
 
   constructor(options: DeliveryQueueOptions) {
@@ -184,7 +182,7 @@ export class DeliveryQueue {
 
   /** Jobs accepted and not finished: queued, being sent, or waiting to retry. */
   get depth(): number {
-    return this.jobs.size + this.persisting;
+    return this.jobs.size;
   }
 
   get running(): boolean {
@@ -200,14 +198,14 @@ export class DeliveryQueue {
     this.state = "starting";
     let pending: DeliveryJob[];
     try {
-      this.store = await NedbDeliveryStore.open({
+      this.store = await DeliveryJournal.open({
         dataDir: this.options.dataDir,
         inMemory: this.options.inMemory,
         logger: this.logger,
       });
-      for (const [roomId, seq] of await this.store.lastSeqs()) this.lastSeq.set(roomId, seq);
-      pending = await this.store.pending();
-      const failed = (await this.store.failed()).length;
+      for (const [roomId, seq] of this.store.lastSeqs()) this.lastSeq.set(roomId, seq);
+      pending = this.store.pending();
+      const failed = this.store.failed().length;
       if (failed > 0) this.logger.warn({ failed }, "the delivery store holds dead-lettered webhooks");
     } catch (err) {
       this.state = "idle";
@@ -252,23 +250,13 @@ export class DeliveryQueue {
       headers: templateHeaders(request.headers),
     };
     if (request.deliveryKey !== undefined) job.deliveryKey = request.deliveryKey;
-    this.persisting += 1;
     try {
-      await store.insert(job);
+      store.insert(job);
     } catch (err) {
       this.logger.error({ err, hook: job.hookId }, "could not persist a webhook");
       throw new DeliveryUnavailableError("The webhook could not be stored; retry later");
-    } finally {
-      this.persisting -= 1;
     }
     this.metrics.accepted.inc();
-    if (this.state !== "running") {
-      // Stopped while writing: the job is on disk and will be sent after restart.
-      return {
-        jobId: job.id,
-        done: Promise.resolve({ status: "pending", error: "The bridge is shutting down" }),
-      };
-    }
     const done = this.queue(job);
     this.updateDepth();
     this.pump();
@@ -288,18 +276,18 @@ export class DeliveryQueue {
   }
 
   /** Dead-lettered jobs, oldest first. */
-  listFailed(): Promise<FailedDelivery[]> {
+  async listFailed(): Promise<FailedDelivery[]> {
     return this.requireStore().failed();
   }
 
   /** Queues a dead-lettered job again, behind its room's current jobs. False if there is none. */
   async retryFailed(jobId: string): Promise<boolean> {
     const store = this.requireStore();
-    const failed = await store.getFailed(jobId);
+    const failed = store.getFailed(jobId);
     if (!failed || this.state !== "running") return false;
     const seq = (this.lastSeq.get(failed.roomId) ?? 0) + 1;
     this.lastSeq.set(failed.roomId, seq);
-    if (!(await store.markPending(jobId, seq))) return false;
+    if (!store.markPending(jobId, seq)) return false;
     const { failure: _failure, ...job } = failed;
     void this.queue({ ...job, seq });
     this.updateDepth();
@@ -385,7 +373,7 @@ export class DeliveryQueue {
       }
       if (result.kind === "done") {
         // The lane stays busy until the head is gone, so nothing can pick it up twice.
-        await this.complete(head, result.outcome);
+        this.complete(head, result.outcome);
         lane.jobs.shift();
       } else {
         this.scheduleRetry(roomId, lane, head, result.failure);
@@ -413,7 +401,7 @@ export class DeliveryQueue {
     if (failure.kind === "permanent") {
       head.permanentFailures += 1;
       if (head.permanentFailures >= this.retry.maxPermanentAttempts) {
-        void this.deadLetter(head, failure.reason);
+        this.deadLetter(head, failure.reason);
         lane.jobs.shift();
         return;
       }
@@ -519,9 +507,9 @@ export class DeliveryQueue {
 
   // ---- endings ---------------------------------------------------------------------------------
 
-  private async complete(queued: QueuedJob, outcome: DeliveryOutcome): Promise<void> {
+  private complete(queued: QueuedJob, outcome: DeliveryOutcome): void {
     try {
-      await this.requireStore().remove(queued.job.id);
+      this.requireStore().remove(queued.job.id);
     } catch (err) {
       // The message went out; after a restart it is resent with the same txn id, which dedupes.
       this.logger.error({ err, job: queued.job.id }, "could not remove a finished webhook from the store");
@@ -529,7 +517,7 @@ export class DeliveryQueue {
     this.finish(queued, outcome);
   }
 
-  private async deadLetter(queued: QueuedJob, reason: string): Promise<void> {
+  private deadLetter(queued: QueuedJob, reason: string): void {
     const { job } = queued;
     this.metrics.failed.inc();
     this.logger.error(
@@ -538,7 +526,7 @@ export class DeliveryQueue {
     );
     this.finish(queued, { status: "failed", error: reason });
     try {
-      await this.requireStore().markFailed(job.id, { reason, attempts: queued.attempts, at: this.now() });
+      this.requireStore().markFailed(job.id, { reason, attempts: queued.attempts, at: this.now() });
     } catch (err) {
       this.logger.error({ err, job: job.id }, "could not mark a webhook failed; it is retried after restart");
     }
@@ -555,7 +543,7 @@ export class DeliveryQueue {
     this.metrics.depth.set(this.depth);
   }
 
-  private requireStore(): NedbDeliveryStore {
+  private requireStore(): DeliveryJournal {
     if (!this.store) throw new DeliveryUnavailableError("The delivery queue is not running");
     return this.store;
   }

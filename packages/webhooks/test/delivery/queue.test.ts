@@ -388,9 +388,9 @@ describe("DeliveryQueue", () => {
       assert.deepEqual(second.poster.bodies(ROOM_A), ["a1", "a2", "a3"]);
       assert.deepEqual(second.poster.bodies(ROOM_B), ["b1", "b2"]);
       await (await second.queue.enqueue(request(hookA, "a4"))).done;
-      const lines = (await readFile(path.join(dataDir, "deliveries.db"), "utf8")).split("\n");
-      const a4 = JSON.parse(lines.find((line) => line.includes('\\"a4\\"')) ?? "{}");
-      assert.equal(a4.seq, 4);
+      const lines = (await readFile(path.join(dataDir, "deliveries.journal"), "utf8")).split("\n");
+      const a4 = JSON.parse(lines.find((line) => line.includes('"text":"a4"')) ?? "{}");
+      assert.equal(a4.job?.seq, 4);
       await second.queue.stop();
 
       const third = await started({ dataDir });
@@ -429,7 +429,7 @@ describe("DeliveryQueue", () => {
           },
         }),
       );
-      const file = await readFile(path.join(dataDir, "deliveries.db"), "utf8");
+      const file = await readFile(path.join(dataDir, "deliveries.journal"), "utf8");
       assert.match(file, /x-github-event/);
       for (const secret of ["top-secret-token", "signature-value", "gitlab-token-value", "10.1.2.3"]) {
         assert.ok(!file.includes(secret), `${secret} must not be stored`);

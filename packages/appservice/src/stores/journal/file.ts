@@ -34,6 +34,9 @@ export class AppendFile {
   private closed = false;
   /** Records appended while a replacement is being written, to copy onto it before the rename. */
   private tail: string[] | undefined;
+  /** Size right after the last replacement (or opening): what compaction thresholds count from. */
+  private compactedSize: number;
+  private compaction: Promise<void> | undefined;
 
   private constructor(
     readonly filename: string,
@@ -42,6 +45,7 @@ export class AppendFile {
   ) {
     this.fd = fd;
     this.size = fstatSync(fd).size;
+    this.compactedSize = this.size;
   }
 
   /** Writes `content` as the whole file (temp file, fsync, rename) and opens it for appending. */
@@ -55,6 +59,40 @@ export class AppendFile {
 
   get bytes(): number {
     return this.size;
+  }
+
+  /** Bytes appended since the file was opened or last compacted. */
+  get grownBytes(): number {
+    return this.size - this.compactedSize;
+  }
+
+  get compacting(): boolean {
+    return this.compaction !== undefined;
+  }
+
+  /**
+   * Starts replacing the content with `snapshot()` (see {@link replace}), unless a replacement is
+   * already running. A failure is logged, not thrown: the old file is still whole.
+   */
+  startCompaction(snapshot: () => string): void {
+    if (this.closed || this.broken || this.compaction) return;
+    this.compaction = this.replace(snapshot())
+      .then(
+        () => {
+          this.compactedSize = this.size;
+        },
+        (err: unknown) => this.logger.error({ err, file: this.filename }, "Compaction failed"),
+      )
+      .finally(() => {
+        this.compaction = undefined;
+      });
+  }
+
+  /** Compacts to `snapshot()` after any compaction already running, which may predate the last appends. */
+  async compact(snapshot: () => string): Promise<void> {
+    await this.compaction;
+    this.startCompaction(snapshot);
+    await this.compaction;
   }
 
   /** Appends one record; `record` must end with "\n" and contain no other newline. */
@@ -223,6 +261,19 @@ export async function readLines(
     await handle.close();
   }
   return result;
+}
+
+/** A journal line as a JSON object; undefined when it is not one (a torn or foreign line). */
+export function parseRecordLine(line: string): Record<string, unknown> | undefined {
+  let record: unknown;
+  try {
+    record = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  return typeof record === "object" && record !== null && !Array.isArray(record)
+    ? (record as Record<string, unknown>)
+    : undefined;
 }
 
 /** Removes a file if it exists. */

@@ -1,4 +1,4 @@
-export { AppendFile } from "./file.js";
+export { AppendFile, parseRecordLine, type ReadLinesResult, readLines } from "./file.js";
 export {
   DEFAULT_JOURNAL_COMPACT_AFTER_BYTES,
   DEFAULT_JOURNAL_FILE,

@@ -4,7 +4,7 @@ import { StoreClosedError, StoreCorruptError, StoreError, StoreValueError } from
 import { toJson } from "../nedb/file.js";
 import { DEFAULT_PROCESSED_WINDOW } from "../nedb/processed.js";
 import type { AppendOptions, PendingTransaction, ProcessedEventStore, TransactionStore } from "../types.js";
-import { AppendFile, readLines, removeIfExists } from "./file.js";
+import { AppendFile, parseRecordLine, readLines, removeIfExists } from "./file.js";
 import { IdWindow } from "./window.js";
 
 /** Written as the first record; a journal from a newer format is refused rather than misread. */
@@ -77,9 +77,6 @@ export class TransactionJournal<E = unknown> implements TransactionStore<E> {
   private file: AppendFile | undefined;
   private readonly pendingTxns = new Map<number, PendingEntry<E>>();
   private lastSeq = 0;
-  /** File size after the last compaction. */
-  private baseline = 0;
-  private compacting: Promise<void> | undefined;
   private closed = false;
   private closing: Promise<void> | undefined;
 
@@ -127,7 +124,6 @@ export class TransactionJournal<E = unknown> implements TransactionStore<E> {
     journal.applySeed(options.seed);
     // Rewriting on open drops a torn tail before anything is appended after it.
     journal.file = await AppendFile.create(filename, journal.snapshot(), logger);
-    journal.baseline = journal.file.bytes;
     return journal;
   }
 
@@ -169,23 +165,7 @@ export class TransactionJournal<E = unknown> implements TransactionStore<E> {
    * the last writes). Errors are logged, not thrown: a failed compaction loses nothing.
    */
   async compact(): Promise<void> {
-    await this.compacting;
-    await this.startCompaction();
-  }
-
-  private startCompaction(): Promise<void> {
-    const file = this.file;
-    if (!file || this.closed) return Promise.resolve();
-    this.compacting ??= file
-      .replace(this.snapshot())
-      .then(() => {
-        this.baseline = file.bytes;
-      })
-      .catch((err: unknown) => this.logger.error({ err }, "Journal compaction failed"))
-      .finally(() => {
-        this.compacting = undefined;
-      });
-    return this.compacting;
+    if (!this.closed) await this.file?.compact(() => this.snapshot());
   }
 
   /** Compacts, closes the file and refuses further use. Idempotent; closes `processedEvents` too. */
@@ -238,7 +218,7 @@ export class TransactionJournal<E = unknown> implements TransactionStore<E> {
     const file = this.file;
     if (!file) return;
     file.append(record);
-    if (file.bytes - this.baseline >= this.compactAfterBytes && !this.compacting) void this.startCompaction();
+    if (file.grownBytes >= this.compactAfterBytes) file.startCompaction(() => this.snapshot());
   }
 
   /** The live state as journal text. */
@@ -254,13 +234,8 @@ export class TransactionJournal<E = unknown> implements TransactionStore<E> {
 
   /** Applies one journal line; false when it is not a record this version can read. */
   private replay(line: string): boolean {
-    let record: unknown;
-    try {
-      record = JSON.parse(line);
-    } catch {
-      return false;
-    }
-    if (!isObject(record)) return false;
+    const record = parseRecordLine(line);
+    if (!record) return false;
     switch (record.op) {
       case "txn": {
         const { seq, txnId, at } = record;
