@@ -59,9 +59,26 @@ export type DeliveryOutcome =
   | { status: "failed"; error: string }
   | { status: "pending"; error: string };
 
-/** Job ids are answered to senders and must not let one sender guess another's. */
-export function newJobId(): string {
-  return randomBytes(12).toString("base64url");
+const JOB_ID_BYTES = 12;
+
+/**
+ * Job ids, 96 random bits each: they are answered to senders and must not let one sender guess
+ * another's. Bytes are drawn for 256 ids at a time, because one `randomBytes` call per id shows
+ * on the ack path.
+ */
+export class JobIdSource {
+  private pool = Buffer.alloc(0);
+  private offset = 0;
+
+  next(): string {
+    if (this.offset + JOB_ID_BYTES > this.pool.length) {
+      this.pool = randomBytes(JOB_ID_BYTES * 256);
+      this.offset = 0;
+    }
+    const id = this.pool.toString("base64url", this.offset, this.offset + JOB_ID_BYTES);
+    this.offset += JOB_ID_BYTES;
+    return id;
+  }
 }
 
 /**

@@ -13,7 +13,7 @@ import {
   type DeliveryOutcome,
   type DeliveryRequest,
   type FailedDelivery,
-  newJobId,
+  JobIdSource,
   templateHeaders,
 } from "./job.js";
 import { DeliveryJournal } from "./journal.js";
@@ -157,6 +157,7 @@ export class DeliveryQueue {
   private readonly ready = new Set<string>();
   private readonly jobs = new Map<string, QueuedJob>();
   private readonly lastSeq = new Map<string, number>();
+  private readonly jobIds = new JobIdSource();
   private active = 0;
   private idleWaiters: (() => void)[] = [];
 
@@ -241,7 +242,7 @@ export class DeliveryQueue {
     const seq = (this.lastSeq.get(request.roomId) ?? 0) + 1;
     this.lastSeq.set(request.roomId, seq);
     const job: DeliveryJob = {
-      id: newJobId(),
+      id: this.jobIds.next(),
       hookId: request.hookId,
       roomId: request.roomId,
       seq,
