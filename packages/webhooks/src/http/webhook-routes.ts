@@ -1,6 +1,6 @@
 import { Router, type RouterContext } from "@koa/router";
 import { type Logger, MatrixError } from "@trestle/appservice";
-import { Counter, type Registry } from "prom-client";
+import { Counter, Histogram, type Registry } from "prom-client";
 import type { WebhooksConfig } from "../config.js";
 import type { DeliveryOutcome } from "../delivery/job.js";
 import type { DeliveryQueue } from "../delivery/queue.js";
@@ -65,6 +65,7 @@ export function createWebhookRouter(deps: WebhookRouterDeps): Router {
   const log = deps.logger.child({ component: "webhooks-http" });
   const now = deps.now ?? Date.now;
   const requests = requestCounter(deps.metrics);
+  const durations = durationHistogram(deps.metrics);
   const router = new Router();
   /** Delivery keys of requests being queued right now: a concurrent duplicate must see them. */
   const claimed = new Set<string>();
@@ -76,6 +77,10 @@ export function createWebhookRouter(deps: WebhookRouterDeps): Router {
     ctx.body = JSON.stringify(body);
     ctx.set("Cache-Control", "no-store");
     requests.inc({ method: ctx.method, status: String(status) });
+    const startedAt = ctx.state.webhookStartedAt;
+    if (typeof startedAt === "number") {
+      durations.observe({ status: String(status) }, (performance.now() - startedAt) / 1000);
+    }
   };
 
   const fail = (ctx: Ctx, err: unknown, where: RequestLog, bodyRead: boolean) => {
@@ -165,6 +170,7 @@ export function createWebhookRouter(deps: WebhookRouterDeps): Router {
   };
 
   router.all(WEBHOOK_ROUTE, async (ctx) => {
+    ctx.state.webhookStartedAt = performance.now();
     const receivedAt = now();
     // The path is redacted only when a line is logged: most requests log nothing at info.
     const where: RequestLog = {
@@ -209,10 +215,26 @@ export function createWebhookRouter(deps: WebhookRouterDeps): Router {
 
   // Anything else under /webhooks: a JSON 404 (not koa's text), without echoing the path.
   router.all(/^\/webhooks(?:\/.*)?$/, (ctx) => {
+    ctx.state.webhookStartedAt = performance.now();
     fail(ctx, new UnknownWebhookPathError(), { method: ctx.method, path: logPath(ctx) }, false);
   });
 
   return router;
+}
+
+/** How long the bridge took to answer, from routing to the response: the ack path's own share. */
+function durationHistogram(registry: Registry): Histogram<"status"> {
+  const name = "trestle_webhook_request_duration_seconds";
+  return (
+    (registry.getSingleMetric(name) as Histogram<"status"> | undefined) ??
+    new Histogram({
+      name,
+      help: "Time from routing a webhook request to its response, by status",
+      labelNames: ["status"],
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1, 5, 30],
+      registers: [registry],
+    })
+  );
 }
 
 function requestCounter(registry: Registry): Counter<"method" | "status"> {

@@ -174,6 +174,15 @@ describe("webhook routes", () => {
         await metricValue(harness.registry, "trestle_webhook_requests_total", { status: "202" }),
         1,
       );
+      const durations = await harness.registry
+        .getSingleMetric("trestle_webhook_request_duration_seconds")
+        ?.get();
+      const count = durations?.values.find(
+        (v) =>
+          (v as { metricName?: string }).metricName === "trestle_webhook_request_duration_seconds_count" &&
+          v.labels.status === "202",
+      );
+      assert.equal(count?.value, 1, "the ack's own time is observed once");
     });
 
     it("PUT works like POST; forms and text bodies are payloads too", async () => {
