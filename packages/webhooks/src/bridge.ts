@@ -9,7 +9,7 @@ import {
 import Koa from "koa";
 import { WebhookCommands } from "./commands/index.js";
 import type { WebhooksConfig } from "./config.js";
-import { DeliveryQueue, MatrixHookPoster } from "./delivery/index.js";
+import { createHttpAvatarFetcher, DeliveryQueue, MatrixHookPoster } from "./delivery/index.js";
 import { DirectMessenger } from "./dm.js";
 import { HookManager } from "./hooks/hook-manager.js";
 import { NedbHookStore } from "./hooks/hook-store.js";
@@ -102,10 +102,18 @@ export class WebhooksBridge {
       dms,
       logger,
     });
+    const { avatars } = config.webhooks;
     const poster = new MatrixHookPoster({
       intents: this.appservice.intents,
       userPrefix: config.webhooks.userPrefix,
       logger,
+      fetchAvatar: avatars.fetch
+        ? createHttpAvatarFetcher({
+            timeoutMs: avatars.timeoutMs,
+            maxBytes: avatars.maxBytes,
+            allowPrivateAddresses: avatars.allowPrivateAddresses,
+          })
+        : undefined,
     });
     const queue = new DeliveryQueue({
       dataDir,

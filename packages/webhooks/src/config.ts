@@ -22,6 +22,14 @@ export interface WebhooksConfig extends CoreConfig {
     botLocalpart: string;
     /** Optional server-side pepper mixed into stored secret hashes. */
     secretPepper?: string;
+    /** Avatars a payload asks for by http(s) URL (Slack's `icon_url`), fetched and uploaded once. */
+    avatars: {
+      fetch: boolean;
+      timeoutMs: number;
+      maxBytes: number;
+      /** Fetch from loopback and private networks too; off so senders cannot probe the bridge's network. */
+      allowPrivateAddresses: boolean;
+    };
   };
   provisioning: {
     enabled: boolean;
@@ -54,6 +62,17 @@ export const webhooksConfigSchema: JSONSchema = extendCoreConfigSchema({
         userPrefix: { type: "string", pattern: "^[a-z0-9._=/-]+$", default: "_webhook_" },
         botLocalpart: { type: "string", pattern: "^[a-z0-9._=/-]+$", default: "webhookbot" },
         secretPepper: { type: "string", minLength: 16 },
+        avatars: {
+          type: "object",
+          additionalProperties: false,
+          default: {},
+          properties: {
+            fetch: { type: "boolean", default: true },
+            timeoutMs: { type: "integer", minimum: 100, maximum: 60_000, default: 5_000 },
+            maxBytes: { type: "integer", minimum: 1024, maximum: 16 * 1024 * 1024, default: 1024 * 1024 },
+            allowPrivateAddresses: { type: "boolean", default: false },
+          },
+        },
       },
     },
     provisioning: {

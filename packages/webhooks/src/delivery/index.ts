@@ -1,3 +1,8 @@
+export {
+  AvatarFetchError,
+  createHttpAvatarFetcher,
+  type HttpAvatarFetcherOptions,
+} from "./avatar-fetcher.js";
 export { DeliveryUnavailableError } from "./errors.js";
 export { type ClassifiedFailure, classifyDeliveryError, type FailureKind } from "./failures.js";
 export {

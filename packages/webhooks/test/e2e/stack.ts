@@ -52,6 +52,8 @@ export async function startWebhooksStack(ctx: Mocha.Context, harness: Harness): 
         port: webhookPort,
         rateLimit: { perMinute: 6000, burst: 1000 },
         waitTimeoutMs: 10_000,
+        // The tests serve avatar images from loopback, which production refuses to fetch from.
+        avatars: { allowPrivateAddresses: true },
         ...overrides,
       },
       provisioning: { enabled: true, token: provisioningToken },

@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import {
   type ClientEvent,
   type MatrixTestClient,
@@ -265,6 +267,52 @@ describe("e2e: trestle-webhooks templates on real Synapse", () => {
       await post("slack", { text: "no username" });
       await messageFrom("slack", (b) => b === "no username");
       assert.equal(await ghostNameInRoom(), "slack");
+    });
+
+    it("`icon_url` becomes the sender's avatar in the room: fetched once, uploaded to the homeserver", async () => {
+      const png = Buffer.from(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==",
+        "base64",
+      );
+      let fetches = 0;
+      const images = createServer((_req, res) => {
+        fetches += 1;
+        res.writeHead(200, { "content-type": "image/png", "content-length": png.length });
+        res.end(png);
+      });
+      await new Promise<void>((resolve) => images.listen(0, "127.0.0.1", resolve));
+      try {
+        const iconUrl = `http://127.0.0.1:${(images.address() as AddressInfo).port}/jenkins.png`;
+        await post("slack", { username: "Jenkins", icon_url: iconUrl, text: "with an icon" });
+        const event = await messageFrom("slack", (b) => b === "with an icon");
+        const member = alice.events.find(
+          (e) =>
+            e.room_id === roomId &&
+            e.type === "m.room.member" &&
+            e.state_key === ghost("slack") &&
+            e.content.displayname === "Jenkins" &&
+            typeof e.content.avatar_url === "string",
+        );
+        assert.ok(member, "alice saw no member event giving the ghost the icon");
+        assert.ok(
+          alice.events.indexOf(member) < alice.events.indexOf(event),
+          "the icon is set before the message",
+        );
+        const mxc = String(member.content.avatar_url);
+        assert.match(mxc, new RegExp(`^mxc://${SERVER_NAME}/`));
+        // What room members' clients download is the image the payload pointed at.
+        const media = await fetch(`${stack.hs.baseUrl}/_matrix/client/v1/media/download/${mxc.slice(6)}`, {
+          headers: { authorization: `Bearer ${alice.accessToken}` },
+        });
+        assert.equal(media.status, 200);
+        assert.deepEqual(Buffer.from(await media.arrayBuffer()), png);
+
+        await post("slack", { username: "Jenkins", icon_url: iconUrl, text: "same icon again" });
+        await messageFrom("slack", (b) => b === "same icon again");
+        assert.equal(fetches, 1, "the icon is fetched and uploaded once, then reused");
+      } finally {
+        await new Promise<void>((resolve) => images.close(() => resolve()));
+      }
     });
 
     it("with `override=off`, a payload's `username` no longer renames the sender", async () => {
