@@ -1,4 +1,5 @@
-import { rename, stat } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { rename } from "node:fs/promises";
 import path from "node:path";
 import {
   AppendFile,
@@ -86,19 +87,21 @@ export class DeliveryJournal {
     if (!options.dataDir) throw new RangeError("The delivery store needs a dataDir, or inMemory: true");
     const filename = path.join(options.dataDir, DELIVERY_JOURNAL_FILE);
     const legacy = path.join(options.dataDir, LEGACY_DELIVERY_FILE);
-    const hasJournal = await exists(filename);
+    const hasJournal = existsSync(filename);
     if (hasJournal) await journal.replayFile(filename);
-    const importLegacy = await exists(legacy);
+    // NeDB may have left only its temp file (`.db~`) after a crash mid-rewrite; it loads from that.
+    const legacyFiles = [legacy, `${legacy}~`].filter((file) => existsSync(file));
+    const importLegacy = legacyFiles.length > 0;
     if (importLegacy && !hasJournal) {
       const { pending, failed } = await readLegacyNedbJobs(legacy, options.logger);
-      for (const job of pending) journal.put(job, undefined);
-      for (const job of failed) journal.put(job, job.failure);
+      for (const job of pending) journal.put(job, undefined, jobRecord(job));
+      for (const { failure, ...job } of failed) journal.put(job, failure, jobRecord(job));
     }
     journal.file = await AppendFile.create(filename, journal.snapshot(), options.logger);
     if (importLegacy) {
       // Only now: the journal holding its jobs is complete on disk. A crash before this rename
       // leaves both files, and the journal wins on the next open.
-      await rename(legacy, legacy + IMPORTED_SUFFIX);
+      for (const file of legacyFiles) await rename(file, file + IMPORTED_SUFFIX);
       if (!hasJournal) {
         options.logger.info(
           { from: legacy, to: filename, jobs: journal.jobs.size },
@@ -112,8 +115,11 @@ export class DeliveryJournal {
   /** Persists a new job; when this returns it survives the process being killed. */
   insert(job: DeliveryJob): void {
     this.assertOpen();
-    const stored = this.put(job, undefined);
-    this.write(stored.record);
+    // Written before it is listed: a job whose write failed was refused (503) and must not
+    // reappear through the next compaction.
+    const record = this.inMemory ? "" : jobRecord(job);
+    this.write(record);
+    this.put(job, undefined, record);
   }
 
   /** The job is finished (delivered, skipped or dropped). Unknown ids are ignored. */
@@ -188,20 +194,17 @@ export class DeliveryJournal {
     if (!this.closed) await this.file?.compact(() => this.snapshot());
   }
 
-  private put(job: DeliveryJob, failure: DeliveryFailure | undefined): StoredJob {
-    const stored: StoredJob = {
+  /** Lists a job; `record` is its `job` line, unused in memory-only mode. */
+  private put(job: DeliveryJob, failure: DeliveryFailure | undefined, record: string): void {
+    this.jobs.set(job.id, {
       id: job.id,
       roomId: job.roomId,
       seq: job.seq,
       receivedAt: job.receivedAt,
-      record: "",
-      job: undefined,
+      record: this.inMemory ? "" : record,
+      job: this.inMemory ? job : undefined,
       failure,
-    };
-    if (this.inMemory) stored.job = job;
-    else stored.record = jobRecord(job);
-    this.jobs.set(job.id, stored);
-    return stored;
+    });
   }
 
   private requeue(stored: StoredJob, seq: number): void {
@@ -352,14 +355,4 @@ function isObject(value: unknown): value is JsonObject {
 
 function isSeq(value: unknown): value is number {
   return typeof value === "number" && Number.isSafeInteger(value) && value > 0;
-}
-
-async function exists(filename: string): Promise<boolean> {
-  try {
-    await stat(filename);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
-    throw err;
-  }
 }

@@ -186,6 +186,23 @@ describe("DeliveryJournal", () => {
     assert.deepEqual(texts(reopened.pending()), ["second"], "imported once: the journal is the truth now");
   });
 
+  it("a job whose write failed is not kept: it was refused, and must not come back", async () => {
+    const { journal } = await openJournal();
+    const file = (journal as unknown as { file: { append(record: string): void } }).file;
+    const append = file.append.bind(file);
+    file.append = () => {
+      throw new Error("ENOSPC: no space left on device");
+    };
+    assert.throws(() => journal.insert(job(ROOM_A, 1, "refused")), /ENOSPC/);
+    file.append = append;
+    journal.insert(job(ROOM_A, 2, "accepted"));
+    assert.deepEqual(texts(journal.pending()), ["accepted"]);
+    await journal.compact();
+    open.splice(0);
+    const { journal: reopened } = await openJournal();
+    assert.deepEqual(texts(reopened.pending()), ["accepted"]);
+  });
+
   it("writes one line per record, so a payload cannot forge a record", async () => {
     const { journal } = await openJournal();
     journal.insert(job(ROOM_A, 1, '"}\n{"op":"done","id":"job-1"}\n'));
