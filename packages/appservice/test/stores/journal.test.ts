@@ -15,6 +15,8 @@ import { capturingLogger, ev, type TestEvent, tempDir } from "./helpers.js";
 
 const ids = (pending: { events: TestEvent[] }[]) => pending.map((t) => t.events.map((e) => e.event_id));
 
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 describe("Transaction journal", () => {
   let dir: string;
   let file: string;
@@ -253,6 +255,24 @@ describe("Transaction journal", () => {
       assert.equal(reopened.processedEvents.hasSync("$99"), true);
       assert.equal(reopened.processedEvents.hasSync("$49"), false);
       await reopened.close();
+    });
+
+    it("a compaction set off by an append keeps that append, and the removal after it", async () => {
+      const journal = await open({ compactAfterBytes: 1 });
+      const kept = await journal.append("t1", [ev("$1")]);
+      await delay(100); // the compaction this append set off has finished
+      const gone = await journal.append("t2", [ev("$2")]);
+      await delay(100);
+      await journal.remove([gone.seq]);
+      await delay(100);
+      // Read as a process killed now would leave it: no close, no final compaction.
+      const txns = (await records()).filter((r) => r.op === "txn").map((r) => r.seq);
+      const done = (await records()).filter((r) => r.op === "done").flatMap((r) => r.seqs as number[]);
+      assert.deepEqual(
+        txns.filter((seq) => !done.includes(seq as number)),
+        [kept.seq],
+      );
+      await journal.close();
     });
 
     it("keeps what is appended and removed while the compacted copy is being written", async () => {

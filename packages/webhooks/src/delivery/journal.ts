@@ -90,8 +90,8 @@ export class DeliveryJournal {
     const hasJournal = existsSync(filename);
     if (hasJournal) await journal.replayFile(filename);
     // NeDB may have left only its temp file (`.db~`) after a crash mid-rewrite; it loads from that.
-    const legacyFiles = [legacy, `${legacy}~`].filter((file) => existsSync(file));
-    const importLegacy = legacyFiles.length > 0;
+    const legacyFiles = () => [legacy, `${legacy}~`].filter((file) => existsSync(file));
+    const importLegacy = legacyFiles().length > 0;
     if (importLegacy && !hasJournal) {
       const { pending, failed } = await readLegacyNedbJobs(legacy, options.logger);
       for (const job of pending) journal.put(job, undefined, jobRecord(job));
@@ -101,7 +101,8 @@ export class DeliveryJournal {
     if (importLegacy) {
       // Only now: the journal holding its jobs is complete on disk. A crash before this rename
       // leaves both files, and the journal wins on the next open.
-      for (const file of legacyFiles) await rename(file, file + IMPORTED_SUFFIX);
+      // Listed again: loading may have renamed NeDB's temp file to the datafile.
+      for (const file of legacyFiles()) await rename(file, file + IMPORTED_SUFFIX);
       if (!hasJournal) {
         options.logger.info(
           { from: legacy, to: filename, jobs: journal.jobs.size },

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { appendFile, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { appendFile, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { StoreCorruptError } from "@trestle/appservice";
@@ -24,6 +24,7 @@ function job(roomId: string, seq: number, text: string, extra: Partial<DeliveryJ
   };
 }
 
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const texts = (jobs: DeliveryJob[]) => jobs.map((j) => (j.payload as { text: string }).text);
 
 describe("DeliveryJournal", () => {
@@ -201,6 +202,43 @@ describe("DeliveryJournal", () => {
     open.splice(0);
     const { journal: reopened } = await openJournal();
     assert.deepEqual(texts(reopened.pending()), ["accepted"]);
+  });
+
+  it("a compaction set off by an insert keeps that job, and a removal after it", async () => {
+    const { journal } = await openJournal({ compactAfterBytes: 1 });
+    const kept = job(ROOM_A, 1, "kept");
+    const gone = job(ROOM_A, 2, "gone");
+    journal.insert(kept);
+    await delay(100); // the compaction this insert set off has finished
+    journal.insert(gone);
+    await delay(100);
+    journal.remove(gone.id);
+    await delay(100);
+    // Reopened as after a kill: no close, no final compaction.
+    open.splice(0);
+    const { journal: reopened } = await openJournal();
+    assert.deepEqual(texts(reopened.pending()), ["kept"]);
+  });
+
+  it("imports an old queue that NeDB left only as its temp file (deliveries.db~)", async () => {
+    const legacy = Datastore.create({ filename: path.join(dataDir, LEGACY_DELIVERY_FILE) });
+    await legacy.insert({
+      _id: "tmp-only",
+      hookId: "hook1",
+      roomId: ROOM_A,
+      seq: 1,
+      receivedAt: 1,
+      data: JSON.stringify({ payload: { text: "from the temp file" }, headers: {} }),
+      state: "pending",
+    });
+    await rename(path.join(dataDir, LEGACY_DELIVERY_FILE), path.join(dataDir, `${LEGACY_DELIVERY_FILE}~`));
+    const { journal } = await openJournal();
+    assert.deepEqual(texts(journal.pending()), ["from the temp file"]);
+    const files = await readdir(dataDir);
+    assert.ok(
+      !files.includes(LEGACY_DELIVERY_FILE) && !files.includes(`${LEGACY_DELIVERY_FILE}~`),
+      files.join(", "),
+    );
   });
 
   it("writes one line per record, so a payload cannot forge a record", async () => {

@@ -72,11 +72,16 @@ export class AppendFile {
 
   /**
    * Starts replacing the content with `snapshot()` (see {@link replace}), unless a replacement is
-   * already running. A failure is logged, not thrown: the old file is still whole.
+   * already running; call it right after an append, before applying that append in memory. A
+   * failure is logged, not thrown: the old file is still whole.
    */
   startCompaction(snapshot: () => string): void {
     if (this.closed || this.broken || this.compaction) return;
-    this.compaction = this.replace(snapshot())
+    // `snapshot` is taken on the next microtask, not now: the caller is usually inside a write
+    // whose in-memory effect (the record just appended) it has not applied yet, and a snapshot
+    // taken before that would leave the record out of the new file.
+    this.compaction = Promise.resolve()
+      .then(() => this.replace(snapshot()))
       .then(
         () => {
           this.compactedSize = this.size;
