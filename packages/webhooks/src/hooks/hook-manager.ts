@@ -1,4 +1,5 @@
 import { type Appservice, isMatrixApiError, type Logger, type MatrixEvent } from "@trestle/appservice";
+import { avatarUrlProblem, displayNameProblem, isSignatureScheme } from "../commands/settings.js";
 import type { SignatureScheme } from "../ingress/signatures.js";
 import type { Renderer } from "../rendering/index.js";
 import { TemplateError } from "../rendering/index.js";
@@ -181,7 +182,9 @@ export class HookManager {
 
   /** Only the settings keys, each checked; a template must compile. */
   private validated(input: HookSettings): HookSettings {
+    // Also what a room admin wrote into the state event by hand: nothing here is trusted.
     const msgtype = input.msgtype;
+    if (typeof input.template !== "string") throw new InvalidHookSettingError("template must be a string");
     if (msgtype !== "m.notice" && msgtype !== "m.text") {
       throw new InvalidHookSettingError(`msgtype must be m.notice or m.text, not ${JSON.stringify(msgtype)}`);
     }
@@ -191,25 +194,46 @@ export class HookManager {
       if (err instanceof TemplateError) throw new InvalidHookSettingError(`Template problem: ${err.message}`);
       throw err;
     }
-    const avatarUrl = input.sender?.avatarUrl;
-    if (avatarUrl !== undefined && !avatarUrl.startsWith("mxc://")) {
-      throw new InvalidHookSettingError("The avatar must be an mxc:// URL");
+    const avatarUrl: unknown = input.sender?.avatarUrl;
+    if (avatarUrl !== undefined) {
+      const problem =
+        typeof avatarUrl === "string" ? avatarUrlProblem(avatarUrl) : "The avatar must be a string";
+      if (problem) throw new InvalidHookSettingError(problem);
+    }
+    const displayName: unknown = input.sender?.displayName;
+    if (displayName !== undefined) {
+      const problem =
+        typeof displayName === "string"
+          ? displayNameProblem(displayName)
+          : "The display name must be a string";
+      if (problem) throw new InvalidHookSettingError(problem);
+    }
+    const signature: unknown = input.signature;
+    if (signature != null && !isSignatureScheme((signature as { scheme?: unknown }).scheme)) {
+      // An unknown scheme would otherwise turn the hook's signature check off.
+      throw new InvalidHookSettingError(`Unknown signature scheme in ${JSON.stringify(signature)}`);
     }
     const rateLimit = input.rateLimit;
     if (
       rateLimit &&
-      !(rateLimit.perMinute > 0 && Number.isInteger(rateLimit.burst) && rateLimit.burst >= 1)
+      !(
+        typeof rateLimit.perMinute === "number" &&
+        rateLimit.perMinute > 0 &&
+        Number.isInteger(rateLimit.burst) &&
+        rateLimit.burst >= 1
+      )
     ) {
       throw new InvalidHookSettingError("rateLimit needs perMinute > 0 and an integer burst ≥ 1");
     }
     return {
       template: input.template,
       msgtype,
-      sender: { displayName: input.sender?.displayName, avatarUrl },
+      sender: { displayName: displayName as string | undefined, avatarUrl: avatarUrl as string | undefined },
       allowSenderOverride: Boolean(input.allowSenderOverride),
       allowGet: Boolean(input.allowGet),
       wait: Boolean(input.wait),
-      signature: input.signature,
+      signature:
+        signature == null ? undefined : { scheme: (signature as { scheme: SignatureScheme }).scheme },
       rateLimit,
     };
   }

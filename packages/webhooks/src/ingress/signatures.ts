@@ -84,6 +84,11 @@ export function verifyWebhookSignature(
       }
       return { scheme: config.scheme, headers: [GITLAB_HEADER] };
     }
+    default:
+      // Never fail open: a scheme this code does not know is a misconfiguration, not "no check".
+      throw new RangeError(
+        `Unknown signature scheme ${JSON.stringify((config as { scheme: unknown }).scheme)}`,
+      );
   }
 }
 

@@ -4,6 +4,7 @@ import {
   type MatrixTestClient,
   SERVER_NAME,
   useHarness,
+  waitUntil,
 } from "../../../../test/harness/index.js";
 import {
   BOT_ID,
@@ -237,6 +238,58 @@ describe("e2e: trestle-webhooks on real Synapse — managing hooks (commands, pr
     // The room's state is emptied (a cleared state event) and the list no longer names it.
     assert.deepEqual(await hookState(alice, roomId, "doomed"), {});
     assert.ok(!(await listBody(alice)).includes("doomed"));
+  });
+
+  it("follows a room admin's hand edit of the state event, ignores an invalid one, and removes the hook when it is cleared", async function () {
+    this.timeout(60_000);
+    const url = await createHook("edited");
+    const state = await hookState(alice, roomId, "edited");
+    assert.ok(state);
+    const put = (content: Record<string, unknown>) =>
+      alice.request(
+        "PUT",
+        `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/${HOOK_STATE_EVENT}/edited`,
+        content,
+      );
+    const post = (text: string) =>
+      sendWebhook(url, JSON.stringify({ text }), { contentType: "application/json" });
+    const waitForLog = (msg: string) =>
+      waitUntil(
+        `"${msg}" in the bridge log`,
+        async () => (await stack.bridge.logRecords()).some((r) => r.msg === msg),
+        {
+          timeoutMs: 15_000,
+        },
+      );
+
+    // A valid edit: the hook posts m.text from now on.
+    await put({ ...state, msgtype: "m.text" });
+    await waitUntil(
+      "the hook to post m.text",
+      async () => {
+        const text = `as text ${Date.now()}`;
+        assert.equal((await post(text)).status, 202);
+        return (await ghostMessage("edited", text)).content.msgtype === "m.text";
+      },
+      { timeoutMs: 30_000 },
+    );
+
+    // An invalid edit (an unknown signature scheme, which must never switch checks off) is ignored
+    // whole: the msgtype in the same edit does not apply either.
+    await put({ ...state, msgtype: "m.notice", signature: { scheme: "GitHub" } });
+    await waitForLog("ignoring invalid hook settings from room state");
+    assert.equal((await post("after the bad edit")).status, 202);
+    assert.equal((await ghostMessage("edited", "after the bad edit")).content.msgtype, "m.text");
+
+    // Cleared by hand: the hook is gone and its URL answers 404.
+    await put({});
+    await waitUntil(
+      "the cleared hook's URL to answer 404",
+      async () => (await post("after clearing")).status === 404,
+      {
+        timeoutMs: 15_000,
+      },
+    );
   });
 
   describe("the provisioning API", () => {

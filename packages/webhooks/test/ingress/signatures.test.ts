@@ -38,6 +38,11 @@ describe("verifyWebhookSignature", () => {
     assert.equal(verifyWebhookSignature(undefined, {}, BODY), undefined);
   });
 
+  it("fails closed on a scheme it does not know, instead of skipping the check", () => {
+    const unknown = { scheme: "GitHub", secret: SECRET } as unknown as HookSignatureConfig;
+    assert.throws(() => verifyWebhookSignature(unknown, {}, BODY), /Unknown signature scheme "GitHub"/);
+  });
+
   it("refuses an empty secret as a configuration error", () => {
     assert.throws(() => verifyWebhookSignature({ scheme: "github", secret: "" }, {}, BODY), RangeError);
   });
