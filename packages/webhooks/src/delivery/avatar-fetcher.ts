@@ -19,6 +19,12 @@ export interface HttpAvatarFetcherOptions {
   allowPrivateAddresses?: boolean;
 }
 
+/**
+ * Raster images only: an SVG is a document (scripts, external references) that every client of
+ * the room would be handed as the sender's avatar.
+ */
+const AVATAR_TYPES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp"]);
+
 /** Why an avatar was not fetched; the poster logs it and keeps the hook's own avatar. */
 export class AvatarFetchError extends Error {
   constructor(message: string) {
@@ -124,7 +130,7 @@ export function createHttpAvatarFetcher(options: HttpAvatarFetcherOptions = {}):
         throw new AvatarFetchError(`the server answered ${status}`);
       }
       const contentType = (response.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase() ?? "";
-      if (!contentType.startsWith("image/")) {
+      if (!AVATAR_TYPES.has(contentType)) {
         response.resume();
         throw new AvatarFetchError(`not an image (${contentType || "no content type"})`);
       }

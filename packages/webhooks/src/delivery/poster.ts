@@ -56,6 +56,8 @@ interface RoomProfile {
 const MEMBER_EVENT = "m.room.member";
 /** A failed avatar fetch is remembered as this, so a bad icon_url is not fetched per message. */
 const NO_AVATAR = "";
+/** How long a failed avatar URL is not fetched again. */
+const FAILED_AVATAR_RETRY_MS = 10 * 60_000;
 
 /**
  * Sends webhook messages as the hook's ghost, `@<userPrefix><hook name>:<domain>`.
@@ -139,7 +141,8 @@ export class MatrixHookPoster implements HookPoster {
     } catch (err) {
       // A broken avatar must not hold the message back.
       this.logger.warn({ hook: hook.id, err: String(err) }, "could not fetch or upload the payload's avatar");
-      this.avatars.set(url, NO_AVATAR);
+      // Remembered for a while only: a timeout or a 5xx may pass, and the sender keeps its icon.
+      this.avatars.set(url, NO_AVATAR, { ttl: FAILED_AVATAR_RETRY_MS });
       return undefined;
     }
   }

@@ -345,7 +345,8 @@ export class DeliveryQueue {
       lane = { jobs: [], busy: false };
       this.lanes.set(job.roomId, lane);
     }
-    insertBySeq(lane.jobs, queued);
+    // Seqs only grow (numbered and written in one synchronous step), so appending keeps the order.
+    lane.jobs.push(queued);
     if (!lane.busy && lane.retryTimer === undefined) this.ready.add(job.roomId);
     return done;
   }
@@ -556,15 +557,6 @@ export class DeliveryQueue {
  */
 function templateFor(hook: HookRecord, headers: WebhookHeaders, payload: unknown): string {
   return hook.template === "generic" ? detectBuiltinTemplate(headers, payload) : hook.template;
-}
-
-/** Appends, or slots in by seq when writes finished out of order. */
-function insertBySeq(jobs: QueuedJob[], queued: QueuedJob): void {
-  let index = jobs.length;
-  while (index > 0 && jobs[index - 1]!.job.seq > queued.job.seq) index -= 1;
-  // Never in front of a head that is being worked on.
-  if (index === 0 && jobs.length > 0) index = 1;
-  jobs.splice(index, 0, queued);
 }
 
 function definedOnly<T extends object>(value: T): Partial<T> {

@@ -119,7 +119,10 @@ export function createWebhookRouter(deps: WebhookRouterDeps): Router {
         headers: ctx.headers,
         deliveryKey: key,
       });
-      if (key !== undefined) await rememberKey(key, where);
+      // Not awaited: the key is claimed in memory at once (a redelivery now is caught), and its
+      // NeDB write is a thread-pool round trip the 202 need not wait for. A crash before it lands
+      // only risks posting a redelivery twice; the webhook itself is already in the journal.
+      if (key !== undefined) void rememberKey(key, where);
       if (!(hook.wait || wantsWait(ctx.query.wait))) {
         if (log.isLevelEnabled("debug")) log.debug({ ...where, job: jobId }, "webhook accepted");
         return respond(ctx, 202, { status: "accepted", id: jobId });

@@ -25,6 +25,9 @@ describe("createHttpAvatarFetcher", () => {
         case "/loop":
           res.writeHead(302, { location: "/loop" });
           return res.end();
+        case "/vector.svg":
+          res.writeHead(200, { "content-type": "image/svg+xml" });
+          return res.end("<svg xmlns='http://www.w3.org/2000/svg'/>");
         case "/page":
           res.writeHead(200, { "content-type": "text/html" });
           return res.end("<html></html>");
@@ -68,6 +71,7 @@ describe("createHttpAvatarFetcher", () => {
 
   it("refuses what is not an image, too large, a redirect loop, an error status or another scheme", async () => {
     await assert.rejects(local(`${base}/page`), /not an image \(text\/html\)/);
+    await assert.rejects(local(`${base}/vector.svg`), /not an image \(image\/svg\+xml\)/);
     await assert.rejects(local(`${base}/huge`), /larger than 16384 bytes/);
     await assert.rejects(local(`${base}/loop`), /more than 3 redirects/);
     await assert.rejects(local(`${base}/missing.png`), /answered 404/);
