@@ -154,6 +154,7 @@ export class EventDispatcher<E extends DispatchableEvent> {
   /** Events started since the last scheduled pump; see {@link PUMP_BUDGET}. */
   private startedThisTurn = 0;
   private watchdog: NodeJS.Timeout | undefined;
+  private watchdogDeadline = 0;
   private readonly settleSlot = (slot: HandlerSlot<E>, failed: boolean, err: unknown) =>
     this.settle(slot, failed, err);
   /** Counted here and added to the metrics at each flush: a counter increment per event adds up. */
@@ -436,6 +437,7 @@ export class EventDispatcher<E extends DispatchableEvent> {
    */
   private armWatchdog(deadline: number): void {
     if (this.state === "stopped") return;
+    this.watchdogDeadline = deadline;
     this.watchdog = setTimeout(() => this.expire(), Math.max(0, deadline - performance.now()));
     // It may outlive the handler it was armed for; it must not keep a finished process alive.
     this.watchdog.unref();
@@ -457,7 +459,12 @@ export class EventDispatcher<E extends DispatchableEvent> {
       room.slot = undefined;
       this.finish(room, slot.item, true, new HandlerTimeoutError(this.timeoutMs));
     }
-    if (next < Number.POSITIVE_INFINITY && !this.watchdog) this.armWatchdog(next);
+    // A handler started during the loop above may have armed the timer for its own, later
+    // deadline: the earliest one wins.
+    if (next < Number.POSITIVE_INFINITY && (!this.watchdog || next < this.watchdogDeadline)) {
+      if (this.watchdog) clearTimeout(this.watchdog);
+      this.armWatchdog(next);
+    }
   }
 
   private finish(room: RoomQueue<E>, item: QueuedEvent<E>, failed: boolean, err: unknown): void {

@@ -120,6 +120,9 @@ export function parseTransactionDetailed(
   }
   const ephemeral = pickFirst(body, KEYS.ephemeral);
   const toDevice = pickFirst(body, KEYS.toDevice);
+  // The verbatim body may be stored; to-device messages (keys) must never reach the disk, even
+  // dropped as malformed or under the name not picked.
+  if (KEYS.toDevice.some((key) => body[key] !== undefined)) eventsAsSent = false;
   const txn: ParsedTransaction = {
     events,
     ephemeral: parseEvents<EphemeralEvent>(ephemeral.value, ephemeral.key, EPHEMERAL_RULES, state),

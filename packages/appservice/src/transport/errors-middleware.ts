@@ -1,4 +1,5 @@
 import type { Context, Middleware } from "koa";
+import { MatrixApiError } from "../client/errors.js";
 import { MatrixError } from "../errors.js";
 import type { Logger } from "../logging.js";
 
@@ -32,6 +33,11 @@ function respondWithError(ctx: Context, err: unknown, log: Logger): void {
 }
 
 function toMatrixError(err: unknown): MatrixError {
+  // A call we made to the homeserver failed while answering it: that is our failure (502), not
+  // its status and errcode echoed back (a 401 M_UNKNOWN_TOKEN would blame the wrong token).
+  if (err instanceof MatrixApiError) {
+    return new MatrixError(502, "M_UNKNOWN", `A request to the homeserver failed: ${err.message}`);
+  }
   if (err instanceof MatrixError) return err;
   // koa's ctx.throw and http-errors: keep client errors their author chose to expose.
   const { status, expose, message } = (err ?? {}) as {

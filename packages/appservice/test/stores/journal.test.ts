@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { appendFile, readFile, stat, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { silentLogger } from "../../src/logging.js";
 import { StoreClosedError, StoreCorruptError, StoreError } from "../../src/stores/errors.js";
@@ -99,6 +99,10 @@ describe("Transaction journal", () => {
       await journal.remove([a.seq]);
       assert.equal(await journal.count(), 0);
       assert.equal(journal.processedEvents.hasSync("$1"), true);
+      // Read twice, as a dispatcher stopped and started again on the same stores does.
+      await journal.append("t2", [ev("$2")]);
+      assert.deepEqual(ids(await journal.pending()), [["$2"]]);
+      assert.deepEqual(ids(await journal.pending()), [["$2"]]);
       await journal.close();
       assert.equal(existsSync(file), false);
     });
@@ -255,6 +259,21 @@ describe("Transaction journal", () => {
       assert.equal(reopened.processedEvents.hasSync("$99"), true);
       assert.equal(reopened.processedEvents.hasSync("$49"), false);
       await reopened.close();
+    });
+
+    it("after a failed compaction, waits for as much growth again before the next try", async () => {
+      const { logger, records: logged } = capturingLogger();
+      const journal = await open({ compactAfterBytes: 10_000, logger });
+      await mkdir(`${file}.tmp`); // the compaction's temp file cannot be written: every try fails
+      const filler = { body: "x".repeat(200) };
+      for (let t = 0; t < 100; t++) {
+        await journal.append(`t${t}`, [ev(`$${t}`, filler)]);
+        await delay(1);
+      }
+      const failures = logged.filter((r) => r.msg === "Compaction failed").length;
+      // ~30 KB appended: a try at ~10 KB and ~20 KB (and maybe ~30 KB), not one per append after.
+      assert.ok(failures >= 1 && failures <= 3, `${failures} compaction attempts`);
+      assert.equal(await journal.count(), 100, "appends go on meanwhile");
     });
 
     it("a compaction set off by an append keeps that append, and the removal after it", async () => {

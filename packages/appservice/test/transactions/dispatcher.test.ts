@@ -163,6 +163,22 @@ for (const engine of engines)
       );
     });
 
+    it("times out a handler at its own deadline even when another's timeout starts a new handler", async () => {
+      const d = dispatcher(() => new Promise(() => {}), { handlerTimeoutMs: 300 });
+      const timeouts = () =>
+        metricValue(registry, "trestle_event_handler_failures_total", { reason: "timeout" });
+      await d.start();
+      const started = performance.now();
+      await push(d, "t1", [roomEvent("$a1", "!a:hs"), roomEvent("$a2", "!a:hs")]);
+      await sleep(150);
+      await push(d, "t2", [roomEvent("$b1", "!b:hs")]);
+      // $a1 times out at ~300 ms and $a2 starts then (deadline ~600); $b1's deadline is ~450.
+      while ((await timeouts()) < 2) await sleep(5);
+      const second = performance.now() - started;
+      assert.ok(second < 540, `$b1 timed out after ${Math.round(second)} ms, not at its own deadline`);
+      await d.stop(0);
+    });
+
     it("times handlers out one by one, and only logs a timed-out handler that settles later", async () => {
       const { logger, records } = capturingLogger("info");
       const late = deferred();

@@ -137,6 +137,17 @@ describe("parseTransaction", () => {
       );
     });
 
+    it("is false whenever the body carries to-device data, even all dropped or under the other name", () => {
+      const malformed = { events: [roomEvent()], to_device: [{ not: "a to-device message" }] };
+      assert.equal(parseTransactionDetailed(malformed).eventsAsSent, false);
+      const hidden = {
+        events: [roomEvent()],
+        to_device: [],
+        "de.sorunome.msc2409.to_device": [{ type: "m.room_key", sender: "@a:hs", content: {} }],
+      };
+      assert.equal(parseTransactionDetailed(hidden).eventsAsSent, false);
+    });
+
     it("is false when a missing unsigned is filled in, and the body is not changed", () => {
       const event = roomEvent();
       delete event.unsigned;

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { MatrixApiError } from "../../src/client/errors.js";
 import type {
   ThirdPartyLocation,
   ThirdPartyProtocol,
@@ -78,6 +79,28 @@ describe("appservice HTTP API: queries, third party and ping", () => {
       assert.equal((await as.request("/users/%40_irc_newguy%3Alocalhost")).status, 200);
       assert.equal((await as.request("/rooms/%23_irc_chan%3Alocalhost")).status, 200);
     });
+  });
+
+  it("answers 502 M_UNKNOWN when a call to the homeserver failed while answering it, not the homeserver's own error", async () => {
+    as = await startAppservice({
+      handlers: {
+        onUserQuery: async () => {
+          throw new MatrixApiError(401, "M_UNKNOWN_TOKEN", "Unrecognised access token", {
+            method: "POST",
+            path: "/_matrix/client/v3/register",
+          });
+        },
+        onAliasQuery: async () => false,
+      },
+    });
+    const res = await as.request(`${V1}/users/%40_irc_newguy%3Alocalhost`);
+    const [status, body] = await statusAndBody(res);
+    assert.equal(status, 502);
+    assert.equal((body as { errcode: string }).errcode, "M_UNKNOWN");
+    assert.match(
+      (body as { error: string }).error,
+      /request to the homeserver failed.*Unrecognised access token/,
+    );
   });
 
   describe("third party lookups", () => {

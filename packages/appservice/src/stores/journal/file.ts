@@ -86,7 +86,12 @@ export class AppendFile {
         () => {
           this.compactedSize = this.size;
         },
-        (err: unknown) => this.logger.error({ err, file: this.filename }, "Compaction failed"),
+        (err: unknown) => {
+          // Not retried on the next append: a lasting fault (disk full) would redo the snapshot
+          // and its fsync for every write. The next try comes after as much growth again.
+          this.compactedSize = this.size;
+          this.logger.error({ err, file: this.filename }, "Compaction failed");
+        },
       )
       .finally(() => {
         this.compaction = undefined;

@@ -141,7 +141,8 @@ export class TransactionJournal<E = unknown> implements TransactionStore<E> {
     const txns: PendingTransaction<E>[] = [];
     for (const entry of this.pendingTxns.values()) {
       const events = entry.events ?? (eventsOf(JSON.parse(entry.record)) as E[] | undefined) ?? [];
-      entry.events = undefined;
+      // Without a file there is no record to parse again: the events stay.
+      if (this.file) entry.events = undefined;
       txns.push({ seq: entry.seq, txnId: entry.txnId, events: [...events], receivedAt: entry.receivedAt });
     }
     return txns.sort((a, b) => a.seq - b.seq);
