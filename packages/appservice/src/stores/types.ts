@@ -24,11 +24,12 @@ export interface PendingTransaction<E> {
 
 export interface AppendOptions {
   /**
-   * The JSON text the events were parsed from: an object whose `events` member parses to exactly
-   * `events` (the homeserver's transaction body, when parsing changed and dropped nothing). A store
-   * may persist this text instead of serialising `events` again; it must not be anything else.
+   * The JSON the events were parsed from, as text or UTF-8 bytes: an object whose `events` member
+   * parses to exactly `events` (the homeserver's transaction body, when parsing changed and dropped
+   * nothing). A store may persist this instead of serialising `events` again; it must not be
+   * anything else.
    */
-  body?: string;
+  body?: string | Uint8Array;
 }
 
 /** The durable queue between acknowledging a transaction and handling its events. */

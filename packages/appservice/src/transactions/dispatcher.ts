@@ -157,6 +157,11 @@ export class EventDispatcher<E extends DispatchableEvent> {
   private watchdogDeadline = 0;
   private readonly settleSlot = (slot: HandlerSlot<E>, failed: boolean, err: unknown) =>
     this.settle(slot, failed, err);
+  /** See {@link now}. */
+  private cachedNow: number | undefined;
+  private readonly forgetNow = () => {
+    this.cachedNow = undefined;
+  };
   /** Counted here and added to the metrics at each flush: a counter increment per event adds up. */
   private dispatchedSinceFlush = 0;
 
@@ -296,6 +301,19 @@ export class EventDispatcher<E extends DispatchableEvent> {
     return run;
   }
 
+  /**
+   * `performance.now()`, read once per run of synchronous code and microtasks: handlers that settle
+   * together (often dozens in a row) share one reading instead of paying ~70 ns each. The reading
+   * is at most that run's length old, far below the latency histogram's first bucket (1 ms).
+   */
+  private now(): number {
+    if (this.cachedNow === undefined) {
+      this.cachedNow = performance.now();
+      queueMicrotask(this.forgetNow);
+    }
+    return this.cachedNow;
+  }
+
   private schedulePump(): void {
     if (this.pumpScheduled) return;
     this.pumpScheduled = true;
@@ -411,7 +429,7 @@ export class EventDispatcher<E extends DispatchableEvent> {
     const slot = room.slot;
     slot.item = item;
     if (this.timeoutMs > 0) {
-      slot.deadline = performance.now() + this.timeoutMs;
+      slot.deadline = this.now() + this.timeoutMs;
       if (!this.watchdog) this.armWatchdog(slot.deadline);
     }
     result.then(slot.fulfilled, slot.rejected);
@@ -477,7 +495,7 @@ export class EventDispatcher<E extends DispatchableEvent> {
       if (timedOut) this.logger.warn(fields, "Event handler timed out; moving on");
       else this.logger.error(fields, "Event handler failed");
     }
-    this.latency.record((performance.now() - item.txn.enqueuedAt) / 1000);
+    this.latency.record((this.now() - item.txn.enqueuedAt) / 1000);
     // After a stop the store may be closed: leave the event pending, to be redone after restart.
     if (this.state !== "stopped") this.eventDone(item.txn, event.event_id, item.claimed);
     else if (item.claimed) this.processed.unclaimSync?.(event.event_id);

@@ -1,4 +1,3 @@
-import { hash } from "node:crypto";
 import { LRUCache } from "lru-cache";
 import { Registry } from "prom-client";
 import { MatrixError } from "../errors.js";
@@ -73,8 +72,8 @@ export class IngestUnavailableError extends MatrixError {
  * text instead of serialising the events again.
  */
 export interface TransactionSource {
-  /** The request body exactly as received (JSON text). */
-  body: string;
+  /** The request body exactly as received: JSON text, or its UTF-8 bytes. */
+  body: string | Uint8Array;
   /**
    * Parsing kept every room event unchanged and dropped none, so the body's `events` parse to
    * exactly the transaction's events.
@@ -256,11 +255,14 @@ function isEmpty(record: Readonly<Record<string, unknown>>): boolean {
 
 /**
  * Identifies a transaction's content: event ids stand for the events, and the non-room parts,
- * usually empty, are hashed whole only when present.
+ * usually empty, are serialised whole only when present. Two 32-bit FNV-1a lanes in JavaScript:
+ * it tells a resent transaction from a different one reusing its id (the homeserver restarted its
+ * counter), which only the authenticated homeserver sends, so it need not resist forgery, and it
+ * costs a tenth of a native SHA-1 call on the ids joined into one string.
  */
 function fingerprintOf(txn: IngestibleTransaction): string {
-  let ids = "";
-  for (const event of txn.events) ids += `${event.event_id}\n`;
+  const lanes = new FingerprintLanes();
+  for (const event of txn.events) lanes.add(event.event_id);
   const rest = [
     txn.ephemeral,
     txn.toDevice,
@@ -268,8 +270,29 @@ function fingerprintOf(txn: IngestibleTransaction): string {
     txn.deviceOneTimeKeysCount,
     txn.deviceUnusedFallbackKeyTypes,
   ];
-  if (rest.some((part) => part !== undefined && !isEmptyPart(part))) ids += JSON.stringify(rest);
-  return hash("sha1", ids, "base64");
+  if (rest.some((part) => part !== undefined && !isEmptyPart(part))) lanes.add(JSON.stringify(rest));
+  return lanes.digest(txn.events.length);
+}
+
+class FingerprintLanes {
+  private a = 0x811c9dc5;
+  private b = 0x01000193;
+
+  add(text: string): void {
+    let { a, b } = this;
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      a = Math.imul(a ^ c, 0x01000193);
+      b = Math.imul(b ^ c, 0x5bd1e995);
+    }
+    // A separator, so ids ["ab", "c"] and ["a", "bc"] differ.
+    this.a = Math.imul(a ^ 0x0a, 0x01000193);
+    this.b = Math.imul(b ^ 0x0a, 0x5bd1e995) ^ (b >>> 15);
+  }
+
+  digest(count: number): string {
+    return `${count}:${(this.a >>> 0).toString(36)}:${(this.b >>> 0).toString(36)}`;
+  }
 }
 
 function isEmptyPart(part: object): boolean {

@@ -18,30 +18,42 @@ export interface ReadJsonOptions {
 
 /** Reads and parses a JSON request body, mapping every failure to a Matrix error. */
 export async function readJsonBody(ctx: Context, options: ReadJsonOptions): Promise<unknown> {
-  return (await readJsonBodyWithText(ctx, options)).value;
+  return (await readJsonBodyWithBytes(ctx, options)).value;
 }
 
-/** {@link readJsonBody}, also returning the body's text, for a store that can keep it as it came. */
-export async function readJsonBodyWithText(
+/**
+ * {@link readJsonBody}, also returning the body's bytes (UTF-8 JSON, a byte-order mark removed),
+ * for a store that can keep them as they came.
+ */
+export async function readJsonBodyWithBytes(
   ctx: Context,
   options: ReadJsonOptions,
-): Promise<{ text: string; value: unknown }> {
+): Promise<{ bytes: Buffer; value: unknown }> {
   const { limitBytes } = options;
   const declared = ctx.request.length;
   // Refuse before reading a byte when the client already told us the size.
   if (declared !== undefined && declared > limitBytes) throw new TooLargeError(limitBytes);
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await getRawBody(ctx.req, { limit: limitBytes, length: declared ?? null, encoding: "utf-8" });
+    bytes = await getRawBody(ctx.req, { limit: limitBytes, length: declared ?? null });
   } catch (err) {
     throw rawBodyError(err, limitBytes);
   }
-  if (options.allowEmpty && text.trim() === "") return { text, value: {} };
+  if (hasByteOrderMark(bytes)) bytes = bytes.subarray(3);
+  // A body read in one piece can be a view into a much larger socket buffer, which keeping it
+  // (until its events are handled) would pin whole.
+  if (bytes.byteLength * 2 < bytes.buffer.byteLength) bytes = Buffer.from(bytes);
+  const text = bytes.toString("utf8");
+  if (options.allowEmpty && text.trim() === "") return { bytes, value: {} };
   try {
-    return { text, value: JSON.parse(text) };
+    return { bytes, value: JSON.parse(text) };
   } catch {
     throw new NotJsonError("Request body is not valid JSON");
   }
+}
+
+function hasByteOrderMark(bytes: Buffer): boolean {
+  return bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
 }
 
 function rawBodyError(err: unknown, limitBytes: number): unknown {

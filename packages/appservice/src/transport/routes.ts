@@ -3,7 +3,7 @@ import type { Router, RouterContext } from "@koa/router";
 import { BadJsonError, MatrixError, NotFoundError } from "../errors.js";
 import type { Logger } from "../logging.js";
 import { parseTransactionDetailed } from "../transactions/parse.js";
-import { readJsonBody, readJsonBodyWithText } from "./body.js";
+import { readJsonBody, readJsonBodyWithBytes } from "./body.js";
 import type { AppserviceHttpHandlers, ThirdPartyQuery } from "./handlers.js";
 import type { AppserviceHttpMetrics, EventKind } from "./metrics.js";
 
@@ -34,14 +34,14 @@ export function addAppserviceRoutes(router: Router, options: AppserviceRouteOpti
 
   router.put(paths("/transactions/:txnId", "/transactions/:txnId"), async (ctx) => {
     const txnId = param(ctx, "txnId");
-    const { text, value } = await readJsonBodyWithText(ctx, { limitBytes: maxBodyBytes });
+    const { bytes, value } = await readJsonBodyWithBytes(ctx, { limitBytes: maxBodyBytes });
     const { txn, eventsAsSent } = parseTransactionDetailed(value, log, { txnId });
     metrics.transactions.inc();
     countEvents(metrics, "room", txn.events.length);
     countEvents(metrics, "ephemeral", txn.ephemeral.length);
     countEvents(metrics, "to_device", txn.toDevice.length);
     countEvents(metrics, "invalid", txn.dropped);
-    await handlers.onTransaction(txnId, txn, { body: text, eventsAsSent });
+    await handlers.onTransaction(txnId, txn, { body: bytes, eventsAsSent });
     log.debug(
       { txnId, events: txn.events.length, ephemeral: txn.ephemeral.length, toDevice: txn.toDevice.length },
       "Transaction accepted",

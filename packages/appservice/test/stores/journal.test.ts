@@ -83,6 +83,33 @@ describe("Transaction journal", () => {
       await reopened.close();
     });
 
+    it("stores a body given as bytes as received, and reads its events back, also after compaction", async () => {
+      const journal = await open();
+      const events = [ev("$1", { body: "zwei\nZeilen, grüße 🎉" }), ev("$2")];
+      const text = JSON.stringify({ events }, null, 1);
+      const bytes = Buffer.from(text, "utf8");
+      await journal.append("t1", events, { body: bytes });
+      assert.equal(bytes.toString("utf8"), text, "the caller's bytes are not changed");
+      // A compaction while it is pending copies the record, and one appended during it.
+      const compacting = journal.compact();
+      await new Promise((resolve) => setImmediate(resolve)); // the snapshot is taken, its copy being written
+      await journal.append("t2", [ev("$3")], { body: Buffer.from(JSON.stringify({ events: [ev("$3")] })) });
+      await compacting;
+      // Read as a killed process would leave it: no close.
+      const reopened = await open();
+      const pending = await reopened.pending();
+      assert.deepEqual(pending[0]?.events, events);
+      assert.deepEqual(ids(pending), [["$1", "$2"], ["$3"]]);
+      const lines = (await readFile(file, "utf8")).split("\n").filter(Boolean);
+      assert.equal(
+        lines.filter((line) => line.includes('"op":"txn"')).length,
+        2,
+        "each transaction is one line",
+      );
+      await reopened.close();
+      await journal.close();
+    });
+
     it("refuses use after close with a typed error", async () => {
       const journal = await open();
       await journal.close();

@@ -316,7 +316,7 @@ for (const engine of engines)
 describe("TransactionIngest: what is persisted", () => {
   it("hands the store the body text only when its events are as sent and it holds no to-device messages", async () => {
     const stores = await openStores<MatrixEvent>({ inMemory: true, logger: silentLogger() });
-    const bodies: (string | undefined)[] = [];
+    const bodies: (string | Uint8Array | undefined)[] = [];
     const transactions = stores.transactions;
     const dispatcher = new EventDispatcher<MatrixEvent>({
       handler: () => {},

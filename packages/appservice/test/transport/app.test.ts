@@ -115,12 +115,17 @@ describe("appservice HTTP API: transactions and errors", () => {
       assert.match(JSON.stringify(errors[0]), /database is on fire/);
     });
 
-    it("hands the body text on with the transaction, saying whether its events are as sent", async () => {
+    it("hands the body's bytes on with the transaction, saying whether its events are as sent", async () => {
       const sources: unknown[] = [];
       as = await startAppservice({
         handlers: {
           onTransaction: async (_id, _txn, source) => {
-            sources.push(source);
+            sources.push(
+              source && {
+                body: Buffer.from(source.body).toString("utf8"),
+                eventsAsSent: source.eventsAsSent,
+              },
+            );
           },
         },
       });
@@ -133,6 +138,24 @@ describe("appservice HTTP API: transactions and errors", () => {
         { body: asSent, eventsAsSent: true },
         { body: filledIn, eventsAsSent: false },
       ]);
+    });
+
+    it("hands on the body without a leading byte-order mark", async () => {
+      const bodies: string[] = [];
+      as = await startAppservice({
+        handlers: {
+          onTransaction: async (_id, _txn, source) => {
+            if (source) bodies.push(Buffer.from(source.body).toString("utf8"));
+          },
+        },
+      });
+      const text = JSON.stringify({ events: [message] });
+      const res = await as.request(TXN_PATH, {
+        method: "PUT",
+        body: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(text)]),
+      });
+      assert.equal(res.status, 200);
+      assert.deepEqual(bodies, [text]);
     });
 
     it("passes a MatrixError from a handler through", async () => {

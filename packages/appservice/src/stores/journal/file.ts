@@ -7,11 +7,18 @@ import {
   renameSync,
   unlinkSync,
   writeSync,
+  writevSync,
 } from "node:fs";
 import { mkdir, open, rm } from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "../../logging.js";
 import { StoreClosedError, StoreError } from "../errors.js";
+
+/**
+ * What is written: text, or pieces written one after the other. Bytes go to the file as they are,
+ * so a record can carry a request body without decoding and encoding it again.
+ */
+export type Content = string | readonly (string | Uint8Array)[];
 
 /**
  * An append-only file of newline-terminated records, kept open for the life of the process.
@@ -33,7 +40,7 @@ export class AppendFile {
   private broken: Error | undefined;
   private closed = false;
   /** Records appended while a replacement is being written, to copy onto it before the rename. */
-  private tail: string[] | undefined;
+  private tail: (string | Uint8Array)[] | undefined;
   /** Size right after the last replacement (or opening): what compaction thresholds count from. */
   private compactedSize: number;
   private compaction: Promise<void> | undefined;
@@ -49,7 +56,7 @@ export class AppendFile {
   }
 
   /** Writes `content` as the whole file (temp file, fsync, rename) and opens it for appending. */
-  static async create(filename: string, content: string, logger: Logger): Promise<AppendFile> {
+  static async create(filename: string, content: Content, logger: Logger): Promise<AppendFile> {
     await mkdir(path.dirname(filename), { recursive: true });
     await writeDurably(`${filename}.tmp`, content);
     renameSync(`${filename}.tmp`, filename);
@@ -75,7 +82,7 @@ export class AppendFile {
    * already running; call it right after an append, before applying that append in memory. A
    * failure is logged, not thrown: the old file is still whole.
    */
-  startCompaction(snapshot: () => string): void {
+  startCompaction(snapshot: () => Content): void {
     if (this.closed || this.broken || this.compaction) return;
     // `snapshot` is taken on the next microtask, not now: the caller is usually inside a write
     // whose in-memory effect (the record just appended) it has not applied yet, and a snapshot
@@ -99,14 +106,14 @@ export class AppendFile {
   }
 
   /** Compacts to `snapshot()` after any compaction already running, which may predate the last appends. */
-  async compact(snapshot: () => string): Promise<void> {
+  async compact(snapshot: () => Content): Promise<void> {
     await this.compaction;
     this.startCompaction(snapshot);
     await this.compaction;
   }
 
   /** Appends one record; `record` must end with "\n" and contain no other newline. */
-  append(record: string): void {
+  append(record: Content): void {
     if (this.closed) throw new StoreClosedError(path.basename(this.filename));
     if (this.broken)
       throw new StoreError(`${this.filename} is unusable after a failed write`, { cause: this.broken });
@@ -118,14 +125,17 @@ export class AppendFile {
       throw new StoreError(`Could not append to ${this.filename}`, { cause });
     }
     this.size += written;
-    this.tail?.push(record);
+    if (this.tail) {
+      if (typeof record === "string") this.tail.push(record);
+      else for (const piece of record) this.tail.push(piece);
+    }
   }
 
   /**
    * Replaces the file's content with `snapshot` plus whatever is appended until the swap. Only one
    * replacement runs at a time; the caller serialises them.
    */
-  async replace(snapshot: string): Promise<void> {
+  async replace(snapshot: Content): Promise<void> {
     if (this.closed || this.broken) return;
     const temp = `${this.filename}.tmp`;
     this.tail = [];
@@ -135,7 +145,7 @@ export class AppendFile {
       // From here to the swap nothing yields, so no append can slip between the copy and the rename.
       const fd = openSync(temp, "a");
       try {
-        writeFully(fd, this.tail.join(""));
+        writeFully(fd, this.tail);
         renameSync(temp, this.filename);
       } catch (err) {
         closeSync(fd);
@@ -174,30 +184,49 @@ export class AppendFile {
 }
 
 /**
- * Writes all of `text` at the end of `fd` (opened for appending); returns the byte count. The
- * common case is one `write(2)`; a short write (disk full, file size limit) is finished from the
- * encoded bytes, or fails.
+ * Writes all of `content` at the end of `fd` (opened for appending); returns the byte count. The
+ * common case is one `write(2)` (`writev(2)` for pieces); a short write (disk full, file size
+ * limit) is finished from the encoded bytes, or fails.
  */
-function writeFully(fd: number, text: string): number {
-  if (text === "") return 0;
-  const expected = Buffer.byteLength(text, "utf8");
-  let written = writeSync(fd, text);
-  if (written < expected) {
-    const bytes = Buffer.from(text, "utf8");
-    while (written < expected) {
-      const n = writeSync(fd, bytes, written);
-      if (n <= 0) throw new StoreError("Short write");
-      written += n;
-    }
+function writeFully(fd: number, content: Content): number {
+  if (typeof content === "string") {
+    if (content === "") return 0;
+    const expected = Buffer.byteLength(content, "utf8");
+    const written = writeSync(fd, content);
+    return written < expected ? finishShortWrite(fd, Buffer.from(content, "utf8"), written) : written;
   }
-  return written;
+  if (content.length === 0) return 0;
+  // A record is a few pieces; the appends copied after a compaction can be thousands, more than
+  // one writev(2) takes.
+  if (content.length > MAX_WRITEV_PIECES) return writeFully(fd, [Buffer.concat(content.map(toBytes))]);
+  const buffers = content.map(toBytes);
+  let expected = 0;
+  for (const buffer of buffers) expected += buffer.byteLength;
+  const written = writevSync(fd, buffers);
+  return written < expected ? finishShortWrite(fd, Buffer.concat(buffers), written) : written;
+}
+
+const MAX_WRITEV_PIECES = 64;
+
+function finishShortWrite(fd: number, bytes: Uint8Array, written: number): number {
+  let done = written;
+  while (done < bytes.byteLength) {
+    const n = writeSync(fd, bytes, done);
+    if (n <= 0) throw new StoreError("Short write");
+    done += n;
+  }
+  return done;
+}
+
+function toBytes(piece: string | Uint8Array): Uint8Array {
+  return typeof piece === "string" ? Buffer.from(piece, "utf8") : piece;
 }
 
 /** Writes a whole file and fsyncs it, off the event loop. */
-async function writeDurably(filename: string, content: string): Promise<void> {
+async function writeDurably(filename: string, content: Content): Promise<void> {
   const handle = await open(filename, "w");
   try {
-    await handle.writeFile(content, "utf8");
+    await handle.writeFile(typeof content === "string" ? content : Buffer.concat(content.map(toBytes)));
     await handle.sync();
   } finally {
     await handle.close();

@@ -4,7 +4,7 @@ import { StoreClosedError, StoreCorruptError, StoreError, StoreValueError } from
 import { toJson } from "../nedb/file.js";
 import { DEFAULT_PROCESSED_WINDOW } from "../nedb/processed.js";
 import type { AppendOptions, PendingTransaction, ProcessedEventStore, TransactionStore } from "../types.js";
-import { AppendFile, parseRecordLine, readLines, removeIfExists } from "./file.js";
+import { AppendFile, type Content, parseRecordLine, readLines, removeIfExists } from "./file.js";
 import { IdWindow } from "./window.js";
 
 /** Written as the first record; a journal from a newer format is refused rather than misread. */
@@ -45,7 +45,7 @@ interface PendingEntry<E> {
   txnId: string;
   receivedAt: number;
   /** The record as written, newline included; compaction copies it unchanged. */
-  record: string;
+  record: Content;
   /**
    * Only without a file, or until handed out after a replay. Otherwise `pending()` parses the
    * record again: holding every event here until its done-mark would keep them alive well past
@@ -140,7 +140,8 @@ export class TransactionJournal<E = unknown> implements TransactionStore<E> {
     this.assertOpen();
     const txns: PendingTransaction<E>[] = [];
     for (const entry of this.pendingTxns.values()) {
-      const events = entry.events ?? (eventsOf(JSON.parse(entry.record)) as E[] | undefined) ?? [];
+      const events =
+        entry.events ?? (eventsOf(JSON.parse(contentText(entry.record))) as E[] | undefined) ?? [];
       // Without a file there is no record to parse again: the events stay.
       if (this.file) entry.events = undefined;
       txns.push({ seq: entry.seq, txnId: entry.txnId, events: [...events], receivedAt: entry.receivedAt });
@@ -202,7 +203,11 @@ export class TransactionJournal<E = unknown> implements TransactionStore<E> {
     for (const id of eventIds) this.window.commit(id);
   }
 
-  private appendNow(txnId: string, events: readonly E[], body: string | undefined): PendingTransaction<E> {
+  private appendNow(
+    txnId: string,
+    events: readonly E[],
+    body: string | Uint8Array | undefined,
+  ): PendingTransaction<E> {
     this.assertOpen();
     const seq = this.lastSeq + 1;
     const receivedAt = Date.now();
@@ -215,22 +220,27 @@ export class TransactionJournal<E = unknown> implements TransactionStore<E> {
     return txn;
   }
 
-  private write(record: string): void {
+  private write(record: Content): void {
     const file = this.file;
     if (!file) return;
     file.append(record);
     if (file.grownBytes >= this.compactAfterBytes) file.startCompaction(() => this.snapshot());
   }
 
-  /** The live state as journal text. */
-  private snapshot(): string {
-    const parts = [`{"op":"journal","version":${JOURNAL_FORMAT_VERSION},"seq":${this.lastSeq}}\n`];
+  /** The live state as journal content. */
+  private snapshot(): Content {
+    const parts: (string | Uint8Array)[] = [
+      `{"op":"journal","version":${JOURNAL_FORMAT_VERSION},"seq":${this.lastSeq}}\n`,
+    ];
     const ids = this.window.toArray();
     for (let i = 0; i < ids.length; i += IDS_PER_RECORD) {
       parts.push(`{"op":"ids","ids":${JSON.stringify(ids.slice(i, i + IDS_PER_RECORD))}}\n`);
     }
-    for (const entry of this.pendingTxns.values()) parts.push(entry.record);
-    return parts.join("");
+    for (const entry of this.pendingTxns.values()) {
+      if (typeof entry.record === "string") parts.push(entry.record);
+      else parts.push(...entry.record);
+    }
+    return parts;
   }
 
   /** Applies one journal line; false when it is not a record this version can read. */
@@ -353,21 +363,42 @@ interface ProcessedIdsHost {
   close(): Promise<void>;
 }
 
+const NEWLINE = 0x0a;
+const SPACE = 0x20;
+const RECORD_END = "}\n";
+const RECORD_END_BYTES: Uint8Array = Buffer.from(RECORD_END);
+
 /**
- * A transaction record, built by concatenation. With `body` (see `AppendOptions`) its own text
- * saves serialising the events again; JSON allows a newline only as whitespace between tokens, so
- * replacing one with a space keeps the value and the record on one line.
+ * A transaction record. With `body` (see `AppendOptions`) the body saves serialising the events
+ * again; as bytes it is written as received, without being encoded again. JSON allows a newline
+ * only as whitespace between tokens (never inside a UTF-8 sequence), so replacing one with a space
+ * keeps the value and the record on one line.
  */
 function txnRecord(
   seq: number,
   txnId: string,
   receivedAt: number,
   events: readonly unknown[],
-  body: string | undefined,
-): string {
+  body: string | Uint8Array | undefined,
+): Content {
   const head = `{"op":"txn","seq":${seq},"txnId":${JSON.stringify(txnId)},"at":${receivedAt},`;
-  if (body === undefined) return `${head}"events":${toJson(events, "Transaction events")}}\n`;
-  return `${head}"body":${body.includes("\n") ? body.replace(/\n/g, " ") : body}}\n`;
+  if (body === undefined) return `${head}"events":${toJson(events, "Transaction events")}${RECORD_END}`;
+  if (typeof body === "string")
+    return `${head}"body":${body.includes("\n") ? body.replace(/\n/g, " ") : body}${RECORD_END}`;
+  let bytes = body;
+  if (bytes.indexOf(NEWLINE) !== -1) {
+    bytes = new Uint8Array(bytes);
+    for (let i = bytes.indexOf(NEWLINE); i !== -1; i = bytes.indexOf(NEWLINE, i + 1)) bytes[i] = SPACE;
+  }
+  return [`${head}"body":`, bytes, RECORD_END_BYTES];
+}
+
+/** A record's text, for parsing it again. */
+function contentText(content: Content): string {
+  if (typeof content === "string") return content;
+  return Buffer.concat(
+    content.map((piece) => (typeof piece === "string" ? Buffer.from(piece) : piece)),
+  ).toString("utf8");
 }
 
 /** A transaction record's events: its `events`, or the `events` of its verbatim `body`. */
