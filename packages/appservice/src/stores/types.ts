@@ -47,6 +47,25 @@ export interface TransactionStore<E = unknown> extends Closable {
 }
 
 /**
+ * Handled events and done transactions, recorded together by `ProcessedEventStore.complete`. The
+ * ids of a done transaction need not be written: replaying its removal puts its events' ids in the
+ * window (the ids of the whole transaction, as every event of it was handled or skipped).
+ */
+export interface Completion {
+  /** Transactions all of whose events were handled; unknown ones are ignored. */
+  seqs: readonly number[];
+  /** Claimed ids handled in transactions not all done yet: written. */
+  ids: readonly string[];
+  claims: readonly IdClaim[];
+  /** Claimed ids handled in done transactions (in `seqs`, or removed before): not written. */
+  coveredIds: readonly string[];
+  coveredClaims: readonly IdClaim[];
+}
+
+/** What `ProcessedEventStore.claimSync` returns for an id it reserved: handed back with the id. */
+export type IdClaim = number;
+
+/**
  * The event ids already handled, newest `window` of them. This is the real de-duplication:
  * homeservers may resend events under a new transaction id, for instance after a restart.
  */
@@ -59,15 +78,23 @@ export interface ProcessedEventStore extends Closable {
   hasSync?(eventId: string): boolean;
   /**
    * Optional, with `unclaimSync` and `addClaimed`, for stores that keep the window in memory:
-   * checks and reserves an id being handled in one step. False when the id was handled (in the
-   * window) or is already claimed. While claimed, `has` answers true; nothing is persisted until
-   * `addClaimed`. The dispatcher then needs no set of its own for handled, unwritten ids.
+   * checks and reserves an id being handled in one step. Returns the claim, or undefined when the
+   * id was handled (in the window) or is already claimed. While claimed, `has` answers true;
+   * nothing is persisted until `addClaimed`. The dispatcher then needs no set of its own for
+   * handled, unwritten ids.
    */
-  claimSync?(eventId: string): boolean;
+  claimSync?(eventId: string): IdClaim | undefined;
   /** Gives back a claim whose event will not be recorded as handled (its handler never finished). */
-  unclaimSync?(eventId: string): void;
-  /** Persists claimed ids as handled: `addMany` for ids taken with `claimSync`. */
-  addClaimed?(eventIds: readonly string[]): Promise<void>;
+  unclaimSync?(eventId: string, claim: IdClaim): void;
+  /** Persists claimed ids as handled: `addMany` for ids taken with `claimSync`, each with its claim. */
+  addClaimed?(eventIds: readonly string[], claims: readonly IdClaim[]): Promise<void>;
+  /**
+   * Optional, with `complete`: whether this store keeps its ids in the same journal as
+   * `transactions`, so that one write can record handled ids and remove done transactions.
+   */
+  sharesJournalWith?(transactions: TransactionStore<unknown>): boolean;
+  /** `addClaimed` and `transactions.remove` in one write; see {@link Completion}. */
+  complete?(completion: Completion): Promise<void>;
   add(eventId: string): Promise<void>;
   /** One write for many ids; what the dispatcher uses. */
   addMany(eventIds: readonly string[]): Promise<void>;

@@ -1,7 +1,13 @@
 import { performance } from "node:perf_hooks";
 import { Registry } from "prom-client";
 import { type Logger, silentLogger } from "../logging.js";
-import type { PendingTransaction, ProcessedEventStore, TransactionStore } from "../stores/types.js";
+import type {
+  Completion,
+  IdClaim,
+  PendingTransaction,
+  ProcessedEventStore,
+  TransactionStore,
+} from "../stores/types.js";
 import { Fifo } from "./fifo.js";
 import { createDispatchMetrics, type DispatchMetrics, LatencyRecorder } from "./metrics.js";
 
@@ -74,8 +80,8 @@ interface TxnProgress {
 interface QueuedEvent<E> {
   event: E;
   txn: TxnProgress;
-  /** Its id was claimed in the processed store (`claimSync`): recorded at completion, or given back. */
-  claimed: boolean;
+  /** Its id's claim in the processed store (`claimSync`): recorded at completion, or given back. */
+  claim: IdClaim | undefined;
 }
 
 interface RoomQueue<E> {
@@ -135,6 +141,11 @@ export class EventDispatcher<E extends DispatchableEvent> {
   private readonly latency: LatencyRecorder;
   /** The processed store claims ids itself (`claimSync`): no `unflushed` set, one hash operation an event. */
   private readonly claims: boolean;
+  /**
+   * The processed store shares its journal with the transaction store (`complete`): handled ids
+   * and done transactions go in one record, and the ids of done transactions are left implicit.
+   */
+  private readonly completes: boolean;
   private readonly concurrency: number;
   private readonly timeoutMs: number;
   private readonly flushIntervalMs: number;
@@ -169,6 +180,9 @@ export class EventDispatcher<E extends DispatchableEvent> {
   private readonly unflushed = new Set<string>();
   /** Handled ids to record: claimed ones when the store claims (`addClaimed`), else all (`addMany`). */
   private doneIds: string[] = [];
+  /** With a claiming store, the claim and the transaction of each of `doneIds`, at the same index. */
+  private doneClaims: IdClaim[] = [];
+  private doneTxns: TxnProgress[] = [];
   /** With a claiming store, handled ids it failed to claim (the lookup threw): recorded with `addMany`. */
   private doneLooseIds: string[] = [];
   private doneSeqs: number[] = [];
@@ -184,6 +198,8 @@ export class EventDispatcher<E extends DispatchableEvent> {
     this.latency = new LatencyRecorder(this.metrics.latency);
     const processed = this.processed;
     this.claims = !!(processed.claimSync && processed.unclaimSync && processed.addClaimed);
+    this.completes =
+      this.claims && !!processed.complete && !!processed.sharesJournalWith?.(options.transactions);
     this.concurrency = Math.max(1, options.roomConcurrency ?? 16);
     this.timeoutMs = options.handlerTimeoutMs ?? 60_000;
     this.flushIntervalMs = options.flushIntervalMs ?? 50;
@@ -237,7 +253,7 @@ export class EventDispatcher<E extends DispatchableEvent> {
         room = { id: event.room_id, queue: new Fifo(), active: false, ready: false, slot: undefined };
         this.rooms.set(event.room_id, room);
       }
-      room.queue.push({ event, txn: progress, claimed: false });
+      room.queue.push({ event, txn: progress, claim: undefined });
       if (!room.active && !room.ready) {
         room.ready = true;
         this.ready.push(room);
@@ -361,16 +377,16 @@ export class EventDispatcher<E extends DispatchableEvent> {
         this.skipDuplicate(room, item);
         return;
       }
-      let claimed: boolean;
+      let claim: IdClaim | undefined;
       try {
-        claimed = (this.processed.claimSync as (id: string) => boolean)(eventId);
+        claim = (this.processed.claimSync as (id: string) => IdClaim | undefined)(eventId);
       } catch (err) {
         this.lookupFailed(err, room, item);
         return;
       }
-      if (!claimed) this.skipDuplicate(room, item);
+      if (claim === undefined) this.skipDuplicate(room, item);
       else {
-        item.claimed = true;
+        item.claim = claim;
         this.run(room, item);
       }
       return;
@@ -408,7 +424,7 @@ export class EventDispatcher<E extends DispatchableEvent> {
     this.metrics.duplicates.inc();
     const { event_id: eventId, room_id: roomId } = item.event;
     this.logger.debug({ eventId, roomId }, "Skipping already handled event");
-    this.eventDone(item.txn, undefined, false);
+    this.eventDone(item.txn, undefined, undefined);
     this.release(room);
   }
 
@@ -497,8 +513,8 @@ export class EventDispatcher<E extends DispatchableEvent> {
     }
     this.latency.record((this.now() - item.txn.enqueuedAt) / 1000);
     // After a stop the store may be closed: leave the event pending, to be redone after restart.
-    if (this.state !== "stopped") this.eventDone(item.txn, event.event_id, item.claimed);
-    else if (item.claimed) this.processed.unclaimSync?.(event.event_id);
+    if (this.state !== "stopped") this.eventDone(item.txn, event.event_id, item.claim);
+    else if (item.claim !== undefined) this.processed.unclaimSync?.(event.event_id, item.claim);
     this.release(room);
   }
 
@@ -531,11 +547,14 @@ export class EventDispatcher<E extends DispatchableEvent> {
     this.pump();
   }
 
-  private eventDone(txn: TxnProgress, handledId: string | undefined, claimed: boolean): void {
+  private eventDone(txn: TxnProgress, handledId: string | undefined, claim: IdClaim | undefined): void {
     if (handledId !== undefined) {
       // A claimed id is already seen by de-duplication; any other must be, until it is written.
-      if (claimed) this.doneIds.push(handledId);
-      else {
+      if (claim !== undefined) {
+        this.doneIds.push(handledId);
+        this.doneClaims.push(claim);
+        this.doneTxns.push(txn);
+      } else {
         this.unflushed.add(handledId);
         (this.claims ? this.doneLooseIds : this.doneIds).push(handledId);
       }
@@ -568,16 +587,35 @@ export class EventDispatcher<E extends DispatchableEvent> {
     this.latency.fold();
     this.metrics.queueDepth.set(this.depth);
     const ids = this.doneIds;
+    const claims = this.doneClaims;
+    const txns = this.doneTxns;
     const loose = this.doneLooseIds;
     const seqs = this.doneSeqs;
     if (ids.length === 0 && loose.length === 0 && seqs.length === 0) return;
     this.doneIds = [];
+    this.doneClaims = [];
+    this.doneTxns = [];
     this.doneLooseIds = [];
     this.doneSeqs = [];
+    if (this.completes) {
+      try {
+        if (loose.length > 0) await this.processed.addMany(loose);
+        await this.processed.complete?.(splitCompletion(seqs, ids, claims, txns));
+      } catch (err) {
+        this.logger.error(
+          { err, events: ids.length + loose.length, transactions: seqs.length },
+          "Could not record handled events; will retry",
+        );
+        this.retryLater(ids, claims, txns, loose, seqs);
+        return;
+      }
+      for (const id of loose) this.unflushed.delete(id);
+      return;
+    }
     try {
       if (this.claims) {
-        if (ids.length > 0)
-          await (this.processed.addClaimed as (ids: readonly string[]) => Promise<void>)(ids);
+        const addClaimed = this.processed.addClaimed as NonNullable<ProcessedEventStore["addClaimed"]>;
+        if (ids.length > 0) await addClaimed.call(this.processed, ids, claims);
         if (loose.length > 0) await this.processed.addMany(loose);
       } else if (ids.length > 0) await this.processed.addMany(ids);
     } catch (err) {
@@ -585,7 +623,7 @@ export class EventDispatcher<E extends DispatchableEvent> {
         { err, events: ids.length + loose.length },
         "Could not record handled events; will retry",
       );
-      this.retryLater(ids, loose, seqs);
+      this.retryLater(ids, claims, txns, loose, seqs);
       return;
     }
     if (this.claims) for (const id of loose) this.unflushed.delete(id);
@@ -594,18 +632,51 @@ export class EventDispatcher<E extends DispatchableEvent> {
       if (seqs.length > 0) await this.transactions.remove(seqs);
     } catch (err) {
       this.logger.error({ err, transactions: seqs.length }, "Could not remove done transactions; will retry");
-      this.retryLater([], [], seqs);
+      this.retryLater([], [], [], [], seqs);
     }
   }
 
-  private retryLater(ids: string[], loose: string[], seqs: number[]): void {
+  private retryLater(
+    ids: string[],
+    claims: IdClaim[],
+    txns: TxnProgress[],
+    loose: string[],
+    seqs: number[],
+  ): void {
     this.doneIds = ids.concat(this.doneIds);
+    this.doneClaims = claims.concat(this.doneClaims);
+    this.doneTxns = txns.concat(this.doneTxns);
     this.doneLooseIds = loose.concat(this.doneLooseIds);
     this.doneSeqs = seqs.concat(this.doneSeqs);
     if (this.state === "stopped" || this.flushTimer) return;
     this.flushTimer = setTimeout(() => void this.flush(), Math.max(this.flushIntervalMs, 1_000));
     this.flushTimer.unref();
   }
+}
+
+/**
+ * Splits handled ids by whether their transaction is done. A done transaction's seq is in `seqs`
+ * or was in an earlier batch: an id is queued no later than the seq of its transaction.
+ */
+function splitCompletion(
+  seqs: readonly number[],
+  ids: readonly string[],
+  claims: readonly IdClaim[],
+  txns: readonly TxnProgress[],
+): Completion {
+  const completion = {
+    seqs,
+    ids: [] as string[],
+    claims: [] as IdClaim[],
+    coveredIds: [] as string[],
+    coveredClaims: [] as IdClaim[],
+  };
+  for (let i = 0; i < ids.length; i++) {
+    const covered = (txns[i] as TxnProgress).remaining === 0;
+    (covered ? completion.coveredIds : completion.ids).push(ids[i] as string);
+    (covered ? completion.coveredClaims : completion.claims).push(claims[i] as IdClaim);
+  }
+  return completion;
 }
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {

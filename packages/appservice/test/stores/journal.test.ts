@@ -159,19 +159,21 @@ describe("Transaction journal", () => {
     });
 
     it("claims ids in one step, persisting them only once recorded with addClaimed", async () => {
-      const journal = await open({ processedEventWindow: 3 });
+      const journal = await open({ processedEventWindow: 5 });
       const store = journal.processedEvents;
       await store.addMany(["$old"]);
-      assert.equal(store.claimSync("$old"), false, "an id in the window cannot be claimed");
-      assert.equal(store.claimSync("$a"), true);
-      assert.equal(store.claimSync("$a"), false, "nor one already claimed");
+      assert.equal(store.claimSync("$old"), undefined, "an id in the window cannot be claimed");
+      const a = store.claimSync("$a");
+      assert.notEqual(a, undefined);
+      assert.equal(store.claimSync("$a"), undefined, "nor one already claimed");
       assert.equal(store.hasSync("$a"), true);
       assert.equal(await store.size(), 1, "claims are not counted until recorded");
-      assert.equal(store.claimSync("$b"), true);
-      store.unclaimSync("$b");
+      const b = store.claimSync("$b");
+      assert.notEqual(b, undefined);
+      store.unclaimSync("$b", b as number);
       assert.equal(store.hasSync("$b"), false);
-      assert.equal(store.claimSync("$c"), true);
-      await store.addClaimed(["$a"]);
+      assert.notEqual(store.claimSync("$c"), undefined);
+      await store.addClaimed(["$a"], [a as number]);
       // Not persisted: a crash forgets `$c`, claimed but never recorded.
       const copy = path.join(path.dirname(file), "copy.journal");
       await writeFile(copy, await readFile(file));
@@ -183,14 +185,15 @@ describe("Transaction journal", () => {
       assert.deepEqual(crashed.processedEvents.windowIds(), ["$old", "$a"]);
       await crashed.close();
       for (const id of ["$d", "$e"]) {
-        assert.equal(store.claimSync(id), true);
-        await store.addClaimed([id]);
+        const claim = store.claimSync(id);
+        await store.addClaimed([id], [claim as number]);
       }
+      // The window is the last 5 ids claimed or added ($b given back, $c still claimed): $old went first.
       assert.deepEqual(store.windowIds(), ["$a", "$d", "$e"], "the oldest is evicted");
       assert.equal(store.hasSync("$old"), false);
       assert.equal(store.hasSync("$c"), true, "still claimed");
       await journal.close();
-      const reopened = await open({ processedEventWindow: 3 });
+      const reopened = await open({ processedEventWindow: 5 });
       assert.deepEqual(reopened.processedEvents.windowIds(), ["$a", "$d", "$e"]);
       assert.equal(reopened.processedEvents.hasSync("$c"), false);
       await reopened.close();

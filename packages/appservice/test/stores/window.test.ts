@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { IdWindow, seededFnv1a } from "../../src/stores/journal/window.js";
+import { type IdClaim, IdWindow, seededFnv1a } from "../../src/stores/journal/window.js";
 
 describe("IdWindow", () => {
   it("remembers the newest ids up to its capacity, evicting the oldest", () => {
@@ -14,16 +14,33 @@ describe("IdWindow", () => {
 
   it("sees claimed ids as taken but persists them only once committed", () => {
     const window = new IdWindow(10);
-    assert.equal(window.claim("$x"), true);
-    assert.equal(window.claim("$x"), false, "a second claim of a running event fails");
+    const x = window.claim("$x");
+    assert.notEqual(x, undefined);
+    assert.equal(window.claim("$x"), undefined, "a second claim of a running event fails");
+    assert.equal(window.add("$x"), false);
     assert.equal(window.has("$x"), true);
     assert.deepEqual(window.toArray(), []);
-    window.commit("$x");
+    window.commit("$x", x as IdClaim);
     assert.deepEqual(window.toArray(), ["$x"]);
-    assert.equal(window.claim("$y"), true);
-    window.unclaim("$y");
+    assert.equal(window.size, 1);
+    const y = window.claim("$y");
+    window.unclaim("$y", y as IdClaim);
     assert.equal(window.has("$y"), false);
-    assert.equal(window.claim("$y"), true, "an id given back can be claimed again");
+    assert.notEqual(window.claim("$y"), undefined, "an id given back can be claimed again");
+  });
+
+  it("keeps a claim whose slot came round again, and takes it in when committed", () => {
+    const window = new IdWindow(3);
+    const slow = window.claim("$slow") as IdClaim;
+    for (const id of ["$1", "$2", "$3", "$4"]) window.add(id);
+    assert.equal(window.has("$slow"), true, "still claimed although its slot was reused");
+    assert.equal(window.claim("$slow"), undefined);
+    window.commit("$slow", slow);
+    assert.deepEqual(window.toArray(), ["$3", "$4", "$slow"], "committed as the newest");
+    const gone = window.claim("$gone") as IdClaim;
+    for (const id of ["$5", "$6", "$7"]) window.add(id);
+    window.unclaim("$gone", gone);
+    assert.equal(window.has("$gone"), false);
   });
 
   it("stays exact when every id has the same hash (probing and deletion)", () => {
@@ -34,11 +51,24 @@ describe("IdWindow", () => {
     assert.deepEqual(window.toArray(), ids.slice(150));
   });
 
-  it("matches a plain Set model through claims, commits, give-backs and evictions", () => {
+  it("matches a simple model through claims, commits, give-backs and evictions", () => {
     // Few distinct hashes, so runs of colliding ids form and are broken up by deletions.
-    const window = new IdWindow(64, (id) => id.length % 5);
-    const committed: string[] = [];
-    const claimed = new Set<string>();
+    const capacity = 64;
+    const window = new IdWindow(capacity, (id) => id.length % 5);
+    // The model: a ring of the last `capacity` ids claimed or added, with their state, and the
+    // claims evicted from it while still claimed.
+    type Entry = { id: string; state: "claimed" | "committed" | "free" };
+    const ring: Entry[] = [];
+    const late = new Set<string>();
+    const claims = new Map<string, IdClaim>();
+    const place = (entry: Entry) => {
+      ring.push(entry);
+      if (ring.length > capacity) {
+        const evicted = ring.shift() as Entry;
+        if (evicted.state === "claimed") late.add(evicted.id);
+      }
+    };
+    const known = (id: string) => late.has(id) || ring.some((e) => e.id === id && e.state !== "free");
     let seed = 12345;
     const random = (n: number) => {
       seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff;
@@ -47,33 +77,40 @@ describe("IdWindow", () => {
     for (let step = 0; step < 20_000; step++) {
       const id = `$${"x".repeat(random(9))}${random(300)}`;
       const op = random(4);
-      const known = committed.includes(id) || claimed.has(id);
       if (op === 0) {
-        assert.equal(window.add(id), !known, `add ${id}`);
-        if (!known) committed.push(id);
+        const expected = !known(id);
+        assert.equal(window.add(id), expected, `add ${id}`);
+        if (expected) place({ id, state: "committed" });
       } else if (op === 1) {
-        assert.equal(window.claim(id), !known, `claim ${id}`);
-        if (!known) claimed.add(id);
-      } else if (claimed.size > 0) {
-        const pick = [...claimed][random(claimed.size)] as string;
-        claimed.delete(pick);
+        const expected = !known(id);
+        const claim = window.claim(id);
+        assert.equal(claim !== undefined, expected, `claim ${id}`);
+        if (claim !== undefined) {
+          claims.set(id, claim);
+          place({ id, state: "claimed" });
+        }
+      } else if (claims.size > 0) {
+        const [pick, claim] = [...claims][random(claims.size)] as [string, IdClaim];
+        claims.delete(pick);
+        const entry = ring.find((e) => e.id === pick && e.state === "claimed");
         if (op === 2) {
-          window.commit(pick);
-          committed.push(pick);
-        } else window.unclaim(pick);
+          window.commit(pick, claim);
+          if (entry) entry.state = "committed";
+          else {
+            late.delete(pick);
+            place({ id: pick, state: "committed" });
+          }
+        } else {
+          window.unclaim(pick, claim);
+          if (entry) entry.state = "free";
+          else late.delete(pick);
+        }
       }
-      while (committed.length > 64) committed.shift();
-      assert.equal(window.has(id), committed.includes(id) || claimed.has(id), `has ${id}`);
+      assert.equal(window.has(id), known(id), `has ${id}`);
     }
+    const committed = ring.filter((e) => e.state === "committed").map((e) => e.id);
     assert.deepEqual(window.toArray(), committed);
-  });
-
-  it("grows its table past the initial size and keeps every id findable", () => {
-    const window = new IdWindow(2_500);
-    const ids = Array.from({ length: 3_000 }, (_, i) => `$grow-${i}`);
-    for (const id of ids) window.add(id);
-    for (const [i, id] of ids.entries()) assert.equal(window.has(id), i >= 500, id);
-    assert.equal(window.size, 2_500);
+    assert.equal(window.size, committed.length);
   });
 
   it("hashes with a per-process seed", () => {

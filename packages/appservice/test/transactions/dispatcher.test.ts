@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
+import { copyFile, mkdtemp, readFile, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
 import { Registry } from "prom-client";
 import { silentLogger } from "../../src/logging.js";
+import { TransactionJournal } from "../../src/stores/journal/journal.js";
 import { openNedbStores } from "../../src/stores/nedb/index.js";
 import { openStores } from "../../src/stores/open.js";
 import type { Stores } from "../../src/stores/types.js";
@@ -368,3 +372,63 @@ for (const engine of engines)
       assert.deepEqual(writes, ["processed:100", "removed:5"]);
     });
   });
+
+describe("EventDispatcher on the transaction journal file", () => {
+  let dataDir: string;
+  beforeEach(async () => {
+    dataDir = await mkdtemp(path.join(os.tmpdir(), "trestle-dispatch-"));
+  });
+  afterEach(async () => {
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  async function records(fileName = "transactions.journal"): Promise<Record<string, unknown>[]> {
+    const text = await readFile(path.join(dataDir, fileName), "utf8");
+    return text
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+  }
+
+  it("writes a done transaction's ids only as its done mark, and a restart still knows them", async () => {
+    const stores = await openStores<MatrixEvent>({ dataDir, logger: silentLogger() });
+    const slow = deferred();
+    const handled: string[] = [];
+    const d = new EventDispatcher<MatrixEvent>({
+      handler: async (event) => {
+        if (event.event_id === "$b2") await slow.promise;
+        handled.push(event.event_id);
+      },
+      transactions: stores.transactions,
+      processed: stores.processedEvents,
+      logger: silentLogger(),
+    });
+    await d.start();
+    const a = await stores.transactions.append("a", [roomEvent("$a1", "!r1:hs"), roomEvent("$a2", "!r2:hs")]);
+    d.enqueue(a);
+    const b = await stores.transactions.append("b", [roomEvent("$b1", "!r1:hs"), roomEvent("$b2", "!r3:hs")]);
+    d.enqueue(b);
+    await until(() => handled.includes("$b1"), 5_000, "$b1 handled");
+    await d.flush();
+    // `a` is done: its ids are implied by its done mark. `b` is not: `$b1` is written out.
+    const done = (await records()).filter((r) => r.op === "done");
+    assert.deepEqual(done, [{ op: "done", seqs: [a.seq], ids: ["$b1"] }]);
+    assert.ok(!(await records()).some((r) => r.op === "ids"), "no separate ids record");
+    slow.resolve();
+    assert.equal(await d.drain(), true);
+    assert.deepEqual((await records()).filter((r) => r.op === "done").at(-1), { op: "done", seqs: [b.seq] });
+
+    // As a killed process leaves it (no close, so no compaction): replaying the done marks restores the ids.
+    await copyFile(path.join(dataDir, "transactions.journal"), path.join(dataDir, "copy.journal"));
+    const replayed = await TransactionJournal.open({
+      dataDir,
+      fileName: "copy.journal",
+      logger: silentLogger(),
+    });
+    assert.deepEqual(replayed.processedEvents.windowIds().sort(), ["$a1", "$a2", "$b1", "$b2"]);
+    assert.equal(await replayed.count(), 0);
+    await replayed.close();
+    await d.stop();
+    await stores.close();
+  });
+});

@@ -3,7 +3,14 @@ import type { Logger } from "../../logging.js";
 import { StoreClosedError, StoreCorruptError, StoreError, StoreValueError } from "../errors.js";
 import { toJson } from "../nedb/file.js";
 import { DEFAULT_PROCESSED_WINDOW } from "../nedb/processed.js";
-import type { AppendOptions, PendingTransaction, ProcessedEventStore, TransactionStore } from "../types.js";
+import type {
+  AppendOptions,
+  Completion,
+  IdClaim,
+  PendingTransaction,
+  ProcessedEventStore,
+  TransactionStore,
+} from "../types.js";
 import { AppendFile, type Content, parseRecordLine, readLines, removeIfExists } from "./file.js";
 import { IdWindow } from "./window.js";
 
@@ -27,7 +34,10 @@ export interface TransactionJournalOptions<E = unknown> {
   logger: Logger;
   /** File name under `dataDir` (default `transactions.journal`). */
   fileName?: string;
-  /** How many handled event ids are remembered (default 10,000). See `NedbStoresOptions`. */
+  /**
+   * How many event ids the de-duplication window holds (default 10,000): the last this many ids
+   * handled or being handled. See `NedbStoresOptions`.
+   */
   processedEventWindow?: number;
   /** Unreadable lines tolerated on open, a torn last line included (default 1: what a crash can leave). */
   maxCorruptLines?: number;
@@ -64,7 +74,9 @@ type JsonObject = Record<string, unknown>;
  * - `{"op":"journal","version":1,"seq":N}`: first line; `seq` is the last sequence number issued.
  * - `{"op":"txn","seq":N,"txnId":"…","at":ms,"events":[…]}`: an accepted transaction; or with
  *   `"body":{…}` instead of `events`, the homeserver's body verbatim, its events under `events`.
- * - `{"op":"done","seqs":[…]}`: transactions whose events were all handled.
+ * - `{"op":"done","seqs":[…],"ids":[…]}`: transactions whose events were all handled, and handled
+ *   event ids of other transactions (`ids` optional). The ids of the done transactions themselves
+ *   are implied: replaying the record adds them to the window (see `Completion`).
  * - `{"op":"ids","ids":[…]}`: handled event ids, for de-duplication.
  *
  * Everything live is also held in memory, so reads never touch the disk. Writes are synchronous
@@ -196,11 +208,29 @@ export class TransactionJournal<E = unknown> implements TransactionStore<E> {
   }
 
   /** Persists ids claimed through {@link JournalProcessedEventStore.claimSync}, then commits them. */
-  recordClaimed(eventIds: readonly string[]): void {
+  recordClaimed(eventIds: readonly string[], claims: readonly IdClaim[]): void {
     this.assertOpen();
     if (eventIds.length === 0) return;
     if (this.file) this.write(`{"op":"ids","ids":${JSON.stringify(eventIds)}}\n`);
-    for (const id of eventIds) this.window.commit(id);
+    for (let i = 0; i < eventIds.length; i++) this.window.commit(eventIds[i] as string, claims[i] as IdClaim);
+  }
+
+  /**
+   * Records a {@link Completion} in one `done` record: the done transactions, and the handled ids
+   * of those not done yet. Then commits every id, covered ones included, in the window.
+   */
+  recordCompletion(completion: Completion): void {
+    this.assertOpen();
+    const { ids, claims, coveredIds, coveredClaims } = completion;
+    const seqs = completion.seqs.filter((seq) => this.pendingTxns.has(seq));
+    if (this.file && (seqs.length > 0 || ids.length > 0)) {
+      const idsPart = ids.length > 0 ? `,"ids":${JSON.stringify(ids)}` : "";
+      this.write(`{"op":"done","seqs":${JSON.stringify(seqs)}${idsPart}}\n`);
+    }
+    for (const seq of seqs) this.pendingTxns.delete(seq);
+    for (let i = 0; i < ids.length; i++) this.window.commit(ids[i] as string, claims[i] as IdClaim);
+    for (let i = 0; i < coveredIds.length; i++)
+      this.window.commit(coveredIds[i] as string, coveredClaims[i] as IdClaim);
   }
 
   private appendNow(
@@ -215,9 +245,17 @@ export class TransactionJournal<E = unknown> implements TransactionStore<E> {
     const record = this.file ? txnRecord(seq, txnId, receivedAt, events, body) : "";
     this.write(record);
     this.lastSeq = seq;
-    const txn: PendingTransaction<E> = { seq, txnId, events: [...events], receivedAt };
-    this.pendingTxns.set(seq, { seq, txnId, receivedAt, record, events: this.file ? undefined : txn.events });
-    return txn;
+    // With a file nothing here keeps the array, so the caller's is handed on as it is; in memory
+    // the journal keeps its own copy.
+    const handed = this.file ? (events as E[]) : [...events];
+    this.pendingTxns.set(seq, {
+      seq,
+      txnId,
+      receivedAt,
+      record,
+      events: this.file ? undefined : [...events],
+    });
+    return { seq, txnId, events: handed, receivedAt };
   }
 
   private write(record: Content): void {
@@ -257,12 +295,22 @@ export class TransactionJournal<E = unknown> implements TransactionStore<E> {
         return true;
       }
       case "done": {
-        if (!Array.isArray(record.seqs) || !record.seqs.every(isSeq)) return false;
-        for (const seq of record.seqs) this.pendingTxns.delete(seq);
+        const { seqs, ids } = record;
+        if (!Array.isArray(seqs) || !seqs.every(isSeq)) return false;
+        if (ids !== undefined && !isIdList(ids)) return false;
+        for (const id of ids ?? []) this.window.add(id);
+        for (const seq of seqs) {
+          // Its events' ids were left out of the record (see `Completion`).
+          for (const event of this.pendingTxns.get(seq)?.events ?? []) {
+            const id = (event as { event_id?: unknown } | null)?.event_id;
+            if (typeof id === "string") this.window.add(id);
+          }
+          this.pendingTxns.delete(seq);
+        }
         return true;
       }
       case "ids": {
-        if (!Array.isArray(record.ids) || !record.ids.every((id) => typeof id === "string")) return false;
+        if (!isIdList(record.ids)) return false;
         for (const id of record.ids) this.window.add(id);
         return true;
       }
@@ -319,17 +367,25 @@ export class JournalProcessedEventStore implements ProcessedEventStore {
     return this.hasSync(eventId);
   }
 
-  claimSync(eventId: string): boolean {
+  claimSync(eventId: string): IdClaim | undefined {
     this.journal.assertOpen();
     return this.window.claim(eventId);
   }
 
-  unclaimSync(eventId: string): void {
-    this.window.unclaim(eventId);
+  unclaimSync(eventId: string, claim: IdClaim): void {
+    this.window.unclaim(eventId, claim);
   }
 
-  async addClaimed(eventIds: readonly string[]): Promise<void> {
-    this.journal.recordClaimed(eventIds);
+  async addClaimed(eventIds: readonly string[], claims: readonly IdClaim[]): Promise<void> {
+    this.journal.recordClaimed(eventIds, claims);
+  }
+
+  sharesJournalWith(transactions: TransactionStore<unknown>): boolean {
+    return (transactions as unknown) === this.journal;
+  }
+
+  async complete(completion: Completion): Promise<void> {
+    this.journal.recordCompletion(completion);
   }
 
   async add(eventId: string): Promise<void> {
@@ -359,7 +415,8 @@ export class JournalProcessedEventStore implements ProcessedEventStore {
 interface ProcessedIdsHost {
   assertOpen(): void;
   recordProcessed(eventIds: readonly string[]): void;
-  recordClaimed(eventIds: readonly string[]): void;
+  recordClaimed(eventIds: readonly string[], claims: readonly IdClaim[]): void;
+  recordCompletion(completion: Completion): void;
   close(): Promise<void>;
 }
 
@@ -410,6 +467,10 @@ function eventsOf(record: JsonObject): unknown[] | undefined {
 
 function isObject(value: unknown): value is JsonObject {
   return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function isIdList(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every((id) => typeof id === "string");
 }
 
 function isSeq(value: unknown): value is number {

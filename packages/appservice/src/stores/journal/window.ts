@@ -20,169 +20,195 @@ export function seededFnv1a(seed: number = randomInt(0x7fffffff)): IdHash {
   };
 }
 
+/** What {@link IdWindow.claim} returns for an id it reserved; hand it back to `commit` or `unclaim`. */
+export type IdClaim = number;
+
+const FREE = 0;
+const CLAIMED = 1;
+const COMMITTED = 2;
+
 /**
- * The newest `capacity` distinct ids, oldest evicted first: a hash table for lookups and a ring
- * buffer for the eviction order, so adding is O(1) whatever the window size.
+ * The newest `capacity` handled ids, for de-duplication, and the ids being handled (claimed).
  *
- * The table is open addressing over two flat arrays, the ids and their hashes, instead of a `Set`.
- * Every event passes through here twice (claimed, then committed and later evicted), and with a
- * `Set` of 20,000 ids each operation compares the new id against ids it collides with, whose
- * strings are long out of the CPU cache: ~0.6 µs an event, measured. Here a probe reads the hashes
- * array and compares a string only when the hashes match, and eviction finds the evicted id by its
- * stored hash and identity (see docs/architecture.md, "Transaction journal").
+ * Every event passes through here: claimed before its handler runs, committed after. A `Set`
+ * of 20,000 ids cost ~0.6 µs an event, measured: each lookup compares the new id against
+ * colliding ids whose strings are long out of the CPU cache, and eviction is a second lookup.
+ * Here (see docs/architecture.md, "Transaction journal"):
+ *
+ * - ids sit in a ring, in claim order, with their hash and state (claimed or committed); the
+ *   oldest slot is reused for the next claim, evicting its id;
+ * - a hash table of (hash, ring position) pairs, open addressing in one `Int32Array`, finds an id:
+ *   a probe reads one cache line of pairs and compares a string only when the hashes match;
+ * - a claim returns its ring position's sequence number, so committing it is one write, with no
+ *   lookup and no hashing;
+ * - an id still claimed when its slot comes round again (its handler ran for a whole window's
+ *   worth of events) moves to a small map, and re-enters the ring when committed.
  */
 export class IdWindow {
-  /** Slot contents; `undefined` is an empty slot. */
-  private keys: (string | undefined)[];
-  private hashes: Int32Array;
-  private mask: number;
-  /** Ids in the table: the window's and those claimed but not yet committed. */
-  private occupied = 0;
-  private readonly ring: string[] = [];
-  /** The hash of each id in `ring`, at the same index, to find it again without re-reading it. */
-  private readonly ringHashes: number[] = [];
-  /** Index in `ring` of the oldest id once the ring is full. */
-  private oldest = 0;
+  private readonly ids: (string | undefined)[];
+  private readonly idHashes: Int32Array;
+  private readonly states: Uint8Array;
+  /** Claims and adds so far; the next one takes ring position `issued % capacity`. */
+  private issued = 0;
+  private position = 0;
+  private committed = 0;
+  /** Pairs (hash, ring position + 1); a zero position marks an empty slot. */
+  private readonly table: Int32Array;
+  private readonly mask: number;
+  /** Ids evicted from the ring while still claimed, with their hash. */
+  private readonly late = new Map<string, number>();
 
   constructor(
     readonly capacity: number,
     private readonly hash: IdHash = seededFnv1a(),
   ) {
-    // Grown as ids arrive (see `insert`), so a generous capacity costs nothing until used.
-    const slots = 1024;
-    this.keys = new Array<string | undefined>(slots).fill(undefined);
-    this.hashes = new Int32Array(slots);
+    if (!Number.isSafeInteger(capacity) || capacity < 1) throw new RangeError("capacity must be at least 1");
+    this.ids = new Array<string | undefined>(capacity).fill(undefined);
+    this.idHashes = new Int32Array(capacity);
+    this.states = new Uint8Array(capacity);
+    // At most `capacity` entries, so the table is at most two-thirds full and probe runs stay short.
+    let slots = 16;
+    while (slots * 2 < capacity * 3) slots *= 2;
+    this.table = new Int32Array(slots * 2);
     this.mask = slots - 1;
   }
 
-  /** Persisted ids remembered; ids claimed and not yet committed are not counted. */
+  /** Committed ids remembered; ids claimed and not yet committed are not counted. */
   get size(): number {
-    return this.ring.length;
+    return this.committed;
   }
 
   has(id: string): boolean {
-    return this.find(id, this.hash(id)) >= 0;
+    return this.find(id, this.hash(id)) >= 0 || (this.late.size > 0 && this.late.has(id));
   }
 
-  /** False when the id was already in the window (it is not moved to the newest end). */
+  /** Adds an id as handled; false when it was already in the window or claimed. */
   add(id: string): boolean {
     const hash = this.hash(id);
-    if (this.find(id, hash) >= 0) return false;
-    this.insert(id, hash);
-    this.remember(id, hash);
+    if (this.find(id, hash) >= 0 || (this.late.size > 0 && this.late.has(id))) return false;
+    this.place(id, hash, COMMITTED);
     return true;
   }
 
   /**
-   * Reserves an id that is being handled: false when the id is in the window or already claimed.
-   * A claimed id is not persisted (not in `toArray`) until {@link commit}, or is given back by
-   * {@link unclaim}.
+   * Reserves an id that is being handled: undefined when the id is in the window or already
+   * claimed. A claimed id is not persisted (not in `toArray`) until {@link commit}, or is given
+   * back by {@link unclaim}.
    */
-  claim(id: string): boolean {
+  claim(id: string): IdClaim | undefined {
     const hash = this.hash(id);
-    if (this.find(id, hash) >= 0) return false;
-    this.insert(id, hash);
-    return true;
+    if (this.find(id, hash) >= 0 || (this.late.size > 0 && this.late.has(id))) return undefined;
+    return this.place(id, hash, CLAIMED);
   }
 
-  /** Gives back a claim that will not be committed. Only for ids `claim` returned true for. */
-  unclaim(id: string): void {
-    const slot = this.find(id, this.hash(id));
-    if (slot >= 0) this.removeSlot(slot);
-  }
-
-  /** Makes a claimed id (already in the table) part of the window, evicting the oldest if full. */
-  commit(id: string): void {
-    this.remember(id, this.hash(id));
-  }
-
-  /** Oldest first. */
-  toArray(): string[] {
-    return this.ring.slice(this.oldest).concat(this.ring.slice(0, this.oldest));
-  }
-
-  private remember(id: string, hash: number): void {
-    if (this.ring.length < this.capacity) {
-      this.ring.push(id);
-      this.ringHashes.push(hash);
+  /** Makes a claimed id part of the window. */
+  commit(id: string, claim: IdClaim): void {
+    const position = this.positionOf(id, claim);
+    if (position >= 0) {
+      if (this.states[position] === CLAIMED) {
+        this.states[position] = COMMITTED;
+        this.committed += 1;
+      }
       return;
     }
-    const evicted = this.ring[this.oldest] as string;
-    this.forget(evicted, this.ringHashes[this.oldest] as number);
-    this.ring[this.oldest] = id;
-    this.ringHashes[this.oldest] = hash;
-    this.oldest = this.oldest + 1 === this.capacity ? 0 : this.oldest + 1;
+    const hash = this.late.get(id);
+    if (hash === undefined) return;
+    this.late.delete(id);
+    this.place(id, hash, COMMITTED);
   }
 
-  /** Removes the table entry holding this very string, found by hash and identity. */
-  private forget(id: string, hash: number): void {
-    const { keys, mask } = this;
-    for (let slot = hash & mask; ; slot = (slot + 1) & mask) {
-      const key = keys[slot];
-      if (key === undefined) return;
-      if (key === id) {
-        this.removeSlot(slot);
-        return;
-      }
+  /** Gives back a claim that will not be committed. */
+  unclaim(id: string, claim: IdClaim): void {
+    const position = this.positionOf(id, claim);
+    if (position >= 0) {
+      if (this.states[position] === CLAIMED) this.release(position);
+    } else this.late.delete(id);
+  }
+
+  /** Committed ids, oldest first. */
+  toArray(): string[] {
+    const result: string[] = [];
+    const full = this.issued >= this.capacity;
+    for (let i = 0; i < Math.min(this.issued, this.capacity); i++) {
+      const position = full ? (this.position + i) % this.capacity : i;
+      if (this.states[position] === COMMITTED) result.push(this.ids[position] as string);
     }
+    return result;
   }
 
-  /** The slot holding `id`, or -1. */
+  /** The ring position `claim` still holds for `id`, or -1 if the slot has moved on since. */
+  private positionOf(id: string, claim: IdClaim): number {
+    if (claim < this.issued - this.capacity || claim >= this.issued) return -1;
+    const position = claim % this.capacity;
+    return this.ids[position] === id ? position : -1;
+  }
+
+  /** Takes the next ring position for `id`, evicting the position's previous id. */
+  private place(id: string, hash: number, state: number): IdClaim {
+    const position = this.position;
+    if (this.states[position] !== FREE) {
+      const evicted = this.ids[position] as string;
+      if (this.states[position] === CLAIMED) this.late.set(evicted, this.idHashes[position] as number);
+      this.release(position);
+    }
+    this.ids[position] = id;
+    this.idHashes[position] = hash;
+    this.states[position] = state;
+    if (state === COMMITTED) this.committed += 1;
+    this.insert(hash, position);
+    this.position = position + 1 === this.capacity ? 0 : position + 1;
+    const claim = this.issued;
+    this.issued += 1;
+    return claim;
+  }
+
+  /** Empties a ring position and its table entry. */
+  private release(position: number): void {
+    if (this.states[position] === COMMITTED) this.committed -= 1;
+    this.remove(this.idHashes[position] as number, position);
+    this.ids[position] = undefined;
+    this.states[position] = FREE;
+  }
+
+  /** The ring position holding `id`, or -1. */
   private find(id: string, hash: number): number {
-    const { keys, hashes, mask } = this;
+    const { table, mask, ids } = this;
     for (let slot = hash & mask; ; slot = (slot + 1) & mask) {
-      const key = keys[slot];
-      if (key === undefined) return -1;
-      if (hashes[slot] === hash && key === id) return slot;
+      const entry = table[2 * slot + 1] as number;
+      if (entry === 0) return -1;
+      if (table[2 * slot] === hash && ids[entry - 1] === id) return entry - 1;
     }
   }
 
-  private insert(id: string, hash: number): void {
-    // Linear probing stays short while at most half the slots are used.
-    if (2 * (this.occupied + 1) > this.keys.length) this.grow();
-    const { keys, mask } = this;
+  private insert(hash: number, position: number): void {
+    const { table, mask } = this;
     let slot = hash & mask;
-    while (keys[slot] !== undefined) slot = (slot + 1) & mask;
-    keys[slot] = id;
-    this.hashes[slot] = hash;
-    this.occupied += 1;
+    while (table[2 * slot + 1] !== 0) slot = (slot + 1) & mask;
+    table[2 * slot] = hash;
+    table[2 * slot + 1] = position + 1;
   }
 
   /**
-   * Empties a slot and moves back the entries after it that probing would no longer reach
-   * (backward-shift deletion: no tombstones, so probes stay as short as the load allows).
+   * Removes the entry for `position` and moves back the entries after it that probing would no
+   * longer reach (backward-shift deletion: no tombstones, so probes stay as short as the load allows).
    */
-  private removeSlot(slot: number): void {
-    const { keys, hashes, mask } = this;
-    let hole = slot;
-    let next = slot;
-    for (;;) {
-      next = (next + 1) & mask;
-      const key = keys[next];
-      if (key === undefined) break;
-      const home = (hashes[next] as number) & mask;
+  private remove(hash: number, position: number): void {
+    const { table, mask } = this;
+    let hole = hash & mask;
+    while (table[2 * hole + 1] !== position + 1) {
+      if (table[2 * hole + 1] === 0) return;
+      hole = (hole + 1) & mask;
+    }
+    for (let next = (hole + 1) & mask; table[2 * next + 1] !== 0; next = (next + 1) & mask) {
+      const home = (table[2 * next] as number) & mask;
       // Leave it if its home slot lies cyclically in (hole, next]: probing from home reaches it.
       const reachable = hole <= next ? hole < home && home <= next : hole < home || home <= next;
       if (reachable) continue;
-      keys[hole] = key;
-      hashes[hole] = hashes[next] as number;
+      table[2 * hole] = table[2 * next] as number;
+      table[2 * hole + 1] = table[2 * next + 1] as number;
       hole = next;
     }
-    keys[hole] = undefined;
-    this.occupied -= 1;
-  }
-
-  private grow(): void {
-    const oldKeys = this.keys;
-    const oldHashes = this.hashes;
-    const slots = oldKeys.length * 2;
-    this.keys = new Array<string | undefined>(slots).fill(undefined);
-    this.hashes = new Int32Array(slots);
-    this.mask = slots - 1;
-    this.occupied = 0;
-    for (let i = 0; i < oldKeys.length; i++) {
-      const key = oldKeys[i];
-      if (key !== undefined) this.insert(key, oldHashes[i] as number);
-    }
+    table[2 * hole] = 0;
+    table[2 * hole + 1] = 0;
   }
 }
