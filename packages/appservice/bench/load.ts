@@ -18,6 +18,31 @@ export function makeTransaction(seq: number, eventsPerTxn: number, rooms: number
   return JSON.stringify({ events });
 }
 
+/** What one run of load measured, before summarising; runs can be merged (see {@link summarise}). */
+export interface LoadSample {
+  latencies: number[];
+  errors: number;
+  elapsedMs: number;
+  eventsPerTxn: number;
+}
+
+/** Merges runs of load against one server into one result: their events over their summed time. */
+export function summarise(samples: readonly LoadSample[]): LoadResult {
+  const latencies = samples.flatMap((sample) => sample.latencies);
+  const sorted = latencies.sort((a, b) => a - b);
+  const elapsedMs = samples.reduce((sum, sample) => sum + sample.elapsedMs, 0);
+  const events = samples.reduce((sum, sample) => sum + sample.latencies.length * sample.eventsPerTxn, 0);
+  return {
+    transactions: latencies.length,
+    events,
+    seconds: elapsedMs / 1000,
+    eventsPerSecond: events / (elapsedMs / 1000),
+    p50Ms: percentile(sorted, 50),
+    p99Ms: percentile(sorted, 99),
+    errors: samples.reduce((sum, sample) => sum + sample.errors, 0),
+  };
+}
+
 export interface LoadResult {
   transactions: number;
   events: number;
@@ -84,7 +109,7 @@ export class TransactionLoad {
   }
 
   /** As many transactions as the server takes, `concurrency` in flight (Synapse sends one at a time). */
-  async closedLoop(transactions: number, concurrency: number): Promise<LoadResult> {
+  async closedLoop(transactions: number, concurrency: number): Promise<LoadSample> {
     const latencies: number[] = [];
     let errors = 0;
     const bodies = this.prepare(transactions);
@@ -104,7 +129,7 @@ export class TransactionLoad {
   }
 
   /** A fixed offered load: one transaction every `1000 / txnPerSecond` ms, for `seconds`. */
-  async openLoop(txnPerSecond: number, seconds: number): Promise<LoadResult> {
+  async openLoop(txnPerSecond: number, seconds: number): Promise<LoadSample> {
     const latencies: number[] = [];
     let errors = 0;
     const total = Math.round(txnPerSecond * seconds);
@@ -132,17 +157,7 @@ export class TransactionLoad {
     this.agent.destroy();
   }
 
-  private result(latencies: number[], errors: number, elapsedMs: number): LoadResult {
-    const sorted = [...latencies].sort((a, b) => a - b);
-    const events = latencies.length * this.eventsPerTxn;
-    return {
-      transactions: latencies.length,
-      events,
-      seconds: elapsedMs / 1000,
-      eventsPerSecond: events / (elapsedMs / 1000),
-      p50Ms: percentile(sorted, 50),
-      p99Ms: percentile(sorted, 99),
-      errors,
-    };
+  private result(latencies: number[], errors: number, elapsedMs: number): LoadSample {
+    return { latencies, errors, elapsedMs, eventsPerTxn: this.eventsPerTxn };
   }
 }

@@ -4,8 +4,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import path from "node:path";
 import { createInterface } from "node:readline";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { type LoadResult, TransactionLoad } from "./load.js";
+import { type LoadResult, type LoadSample, summarise, TransactionLoad } from "./load.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const HS_TOKEN = "bench-hs-token";
@@ -49,46 +50,68 @@ const row = (cells: string[]) => `| ${cells.join(" | ")} |`;
 
 interface Case {
   label: string;
-  run: (load: TransactionLoad) => Promise<LoadResult>;
+  /** One batch of the case; the servers take turns batch by batch. */
+  batch: (load: TransactionLoad) => Promise<LoadSample>;
+  batches: number;
 }
 
 const cases: Case[] = [
-  { label: "max, 1 in flight (as Synapse sends)", run: (l) => l.closedLoop(quick ? 300 : 2_000, 1) },
-  { label: "max, 4 in flight", run: (l) => l.closedLoop(quick ? 300 : 2_000, 4) },
-  { label: "fixed 1,000 events/s", run: (l) => l.openLoop(10, quick ? 3 : 15) },
+  {
+    label: "max, 1 in flight (as Synapse sends)",
+    batch: (l) => l.closedLoop(250, 1),
+    batches: quick ? 2 : 12,
+  },
+  { label: "max, 4 in flight", batch: (l) => l.closedLoop(250, 4), batches: quick ? 2 : 12 },
+  { label: "fixed 1,000 events/s", batch: (l) => l.openLoop(10, 3), batches: quick ? 1 : 5 },
 ];
 
 /**
- * Rounds of every target in turn, the table showing each case's median round (by events/s): on a
- * shared machine, load from elsewhere then weighs on both targets alike instead of on whichever
- * ran while it lasted. `BENCH_ROUNDS` overrides (default 3; 1 with `BENCH_QUICK`).
+ * Both servers run side by side and take turns batch by batch (A B B A A B …), so that a change in
+ * the machine's speed during the run (other tenants, frequency) weighs on both alike: on a shared
+ * two-core machine it drifts by ±20 % over tens of seconds, which took whole rounds of one server
+ * against whole rounds of the other apart. Each row merges its server's batches.
  */
-const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? (quick ? 1 : 3)));
-const results = new Map<string, LoadResult[][]>(targets.map((t) => [t.name, cases.map(() => [])]));
-for (let round = 0; round < rounds; round++) {
-  for (const target of targets) {
-    const { child, port } = await startTarget(target);
-    const load = new TransactionLoad(port, HS_TOKEN);
-    // Warm-up, as for a service that has been running: the JIT has optimised the hot paths and the
-    // keep-alive connections are open. Too short a one measures the compiler instead of the server.
-    await load.closedLoop(quick ? 100 : 500, 1);
-    await load.closedLoop(quick ? 100 : 500, 4);
-    for (const [i, c] of cases.entries()) results.get(target.name)?.[i]?.push(await c.run(load));
-    load.close();
-    await stopTarget(child);
+const servers = [];
+for (const target of targets) {
+  const { child, port } = await startTarget(target);
+  servers.push({ target, child, load: new TransactionLoad(port, HS_TOKEN) });
+}
+// Warm-up, as for a service that has been running: the JIT has optimised the hot paths and the
+// keep-alive connections are open. Too short a one measures the compiler instead of the server.
+for (const { load } of servers) {
+  await load.closedLoop(quick ? 100 : 500, 1);
+  await load.closedLoop(quick ? 100 : 500, 4);
+}
+const results = new Map<string, LoadResult[]>();
+for (const c of cases) {
+  const samples = servers.map((): LoadSample[] => []);
+  for (let b = 0; b < c.batches; b++) {
+    const order = b % 2 === 0 ? servers.keys() : [...servers.keys()].reverse();
+    for (const i of order) {
+      samples[i]?.push(await c.batch((servers[i] as (typeof servers)[number]).load));
+      // Work left after the last answer (Trestle handles events after acknowledging them, and
+      // writes their completions within 50 ms) finishes before the other server's batch starts.
+      await sleep(150);
+    }
   }
+  servers.forEach(({ target }, i) => {
+    const list = results.get(target.name) ?? [];
+    list.push(summarise(samples[i] ?? []));
+    results.set(target.name, list);
+  });
+}
+for (const { load, child } of servers) {
+  load.close();
+  await stopTarget(child);
 }
 
-const median = (runs: LoadResult[]): LoadResult | undefined =>
-  [...runs].sort((a, b) => a.eventsPerSecond - b.eventsPerSecond)[Math.floor(runs.length / 2)];
-
 console.log("\n### Transaction ingest (100 events per transaction, loopback HTTP, keep-alive)\n");
-if (rounds > 1) console.log(`Median of ${rounds} rounds, the targets taking turns.\n`);
+console.log("Both servers side by side, taking turns batch by batch.\n");
 console.log(row(["server", "load", "events/s", "ack p50 ms", "ack p99 ms", "errors"]));
 console.log(row(["---", "---", "---:", "---:", "---:", "---:"]));
 for (const target of targets) {
   for (const [i, c] of cases.entries()) {
-    const r = median(results.get(target.name)?.[i] ?? []);
+    const r = results.get(target.name)?.[i];
     if (!r) continue;
     console.log(
       row([
@@ -108,8 +131,8 @@ const [ours, baseline] = targets.map((t) => results.get(t.name) ?? []);
 console.log("");
 for (const [i, c] of cases.entries()) {
   if (!c.label.startsWith("max")) continue;
-  const a = median(ours?.[i] ?? [])?.eventsPerSecond ?? Number.NaN;
-  const b = median(baseline?.[i] ?? [])?.eventsPerSecond ?? Number.NaN;
+  const a = ours?.[i]?.eventsPerSecond ?? Number.NaN;
+  const b = baseline?.[i]?.eventsPerSecond ?? Number.NaN;
   console.log(`${targets[0]?.name} vs ${targets[1]?.name}, ${c.label}: ${fmt((100 * a) / b, 0)}%`);
 }
 

@@ -334,6 +334,30 @@ for (const engine of engines)
       );
     });
 
+    it("keeps idle rooms for their next events, but not without bound", async () => {
+      const seen: string[] = [];
+      const d = dispatcher((event) => {
+        seen.push(event.event_id);
+      });
+      await d.start();
+      await push(d, "t1", [roomEvent("$1", "!a:hs"), roomEvent("$2", "!b:hs")]);
+      assert.equal(await d.drain(), true);
+      assert.equal(d.roomsHeld, 2, "idle rooms are kept");
+      await push(d, "t2", [roomEvent("$3", "!a:hs"), roomEvent("$4", "!a:hs")]);
+      assert.equal(await d.drain(), true);
+      assert.deepEqual(seen, ["$1", "$2", "$3", "$4"]);
+      for (let t = 0; t < 30; t++) {
+        await push(
+          d,
+          `many${t}`,
+          Array.from({ length: 100 }, (_, i) => roomEvent(`$m${t}-${i}`, `!room${t * 100 + i}:hs`)),
+        );
+      }
+      assert.equal(await d.drain(), true);
+      assert.equal(seen.length, 3_004);
+      assert.ok(d.roomsHeld <= 1_001, `${d.roomsHeld} rooms held after 3,002 distinct rooms`);
+    });
+
     it("writes completions in batches, processed ids before removing their transaction", async () => {
       const writes: string[] = [];
       const processed = stores.processedEvents;
