@@ -70,6 +70,11 @@ export class BridgeProcess {
     return this.process.stop(15_000);
   }
 
+  /** The exit code of the last run (-1 if a signal ended it); undefined while running. */
+  get exitCode(): number | null | undefined {
+    return this.process.lastExitCode;
+  }
+
   /** SIGKILL: a crash. */
   kill(): Promise<void> {
     return this.process.kill();

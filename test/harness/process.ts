@@ -48,6 +48,11 @@ export class ManagedProcess {
     return this.child !== undefined && this.exitCode === undefined;
   }
 
+  /** How the last run ended: its exit code, -1 for a signal, undefined while running. */
+  get lastExitCode(): number | null | undefined {
+    return this.exitCode;
+  }
+
   async start(): Promise<void> {
     await mkdir(path.dirname(this.spec.logFile), { recursive: true });
     this.log = createWriteStream(this.spec.logFile, { flags: "a" });

@@ -2,6 +2,8 @@ import type { Server } from "node:http";
 import {
   Appservice,
   ConfigError,
+  DEFAULT_STOP_TIMEOUT_MS,
+  Deadline,
   type Logger,
   type MatrixEvent,
   type Registration,
@@ -18,6 +20,9 @@ import { createWebhookRouter } from "./http/webhook-routes.js";
 import { HookRateLimiter, NedbDeliveryKeyStore } from "./ingress/index.js";
 import { createProvisioningRouter } from "./provisioning/index.js";
 import { Renderer } from "./rendering/index.js";
+
+/** Kept back from the appservice's stop for the delivery queue's sends in progress. */
+const QUEUE_STOP_RESERVE_MS = 2_000;
 
 export interface WebhooksBridgeOptions {
   config: WebhooksConfig;
@@ -173,18 +178,28 @@ export class WebhooksBridge {
     }
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops taking webhooks, then the appservice (transactions, event handling), then the delivery
+   * queue, all within `timeoutMs` (default 8 s, inside the CLI's 10 s). Webhooks accepted and not
+   * yet delivered stay in the delivery journal for the next start.
+   */
+  async stop(timeoutMs = DEFAULT_STOP_TIMEOUT_MS): Promise<void> {
+    const deadline = new Deadline(timeoutMs);
     if (this.webhookServer) {
       const server = this.webhookServer;
       this.webhookServer = undefined;
-      await new Promise<void>((resolve) => {
+      const closed = new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
       });
+      // A client still sending its body after a second is cut off.
+      if (!(await deadline.within(closed, 1_000))) server.closeAllConnections();
+      await closed;
     }
-    await this.appservice.stop();
+    // The delivery queue keeps what it has not sent; its in-progress sends get the last share.
+    await this.appservice.stop(deadline.remainingAfter(QUEUE_STOP_RESERVE_MS));
     if (this.parts) {
-      await this.parts.queue.stop();
+      await this.parts.queue.stop(deadline.remainingAfter(500));
       await this.parts.deliveryKeys.close();
       await this.parts.store.close();
     }

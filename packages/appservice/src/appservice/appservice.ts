@@ -3,6 +3,7 @@ import { HomeserverClient, type HomeserverClientOptions } from "../client/client
 import { diagnosePingFailure } from "../client/ping.js";
 import { IntentFactory } from "../intents/factory.js";
 import type { Intent, IntentCreateRoomOptions } from "../intents/intent.js";
+import { Deadline } from "../lifecycle/deadline.js";
 import { type Logger, silentLogger } from "../logging.js";
 import { NamespaceMatcher } from "../registration/namespace-matcher.js";
 import type { Registration } from "../registration/types.js";
@@ -13,6 +14,11 @@ import { TransactionIngest, type TransactionSink } from "../transactions/ingest.
 import type { MatrixEvent, ParsedTransaction } from "../transactions/types.js";
 import { type AppserviceHttp, createAppserviceHttp, type ListeningServer } from "../transport/app.js";
 import type { AppserviceHttpHandlers } from "../transport/handlers.js";
+
+/** `Appservice.stop`'s budget: inside the CLI's 10 s (`DEFAULT_SHUTDOWN_TIMEOUT_MS`). */
+export const DEFAULT_STOP_TIMEOUT_MS = 8_000;
+/** Kept back from draining for closing the stores (a journal compaction, NeDB flushes). */
+const STORE_CLOSE_RESERVE_MS = 1_000;
 
 /** What a bridge plugs into the core. Only `onEvent` is required. */
 export interface BridgeHooks extends Partial<Pick<AppserviceHttpHandlers, ThirdPartyHandlerNames>> {
@@ -152,7 +158,9 @@ export class Appservice {
         processedEventWindow: Math.max(10_000, 2 * (this.options.maxPendingEvents ?? 10_000)),
       });
     }
-    if (this.options.processMetrics !== false) collectDefaultMetrics({ register: this.metrics });
+    // A registry shared with the bridge may have them already; registering twice throws.
+    if (this.options.processMetrics !== false && !this.metrics.getSingleMetric("process_cpu_seconds_total"))
+      collectDefaultMetrics({ register: this.metrics });
     const stores = this.stores;
     this.dispatcher = new EventDispatcher<MatrixEvent>({
       handler: (event) => this.dispatch(event),
@@ -170,14 +178,25 @@ export class Appservice {
       registry: this.metrics,
       maxPendingEvents: this.options.maxPendingEvents,
     });
-    await this.ingest.start();
-    const replaying = this.dispatcher.depth;
-    if (replaying)
-      this.logger.info({ events: replaying }, "replaying events accepted before the last shutdown");
-
     const port = this.options.http?.port ?? 0;
     const host = this.options.http?.bindAddress ?? "127.0.0.1";
-    this.listening = await this.http.listen(port, host);
+    try {
+      await this.ingest.start();
+      const replaying = this.dispatcher.depth;
+      if (replaying)
+        this.logger.info({ events: replaying }, "replaying events accepted before the last shutdown");
+      this.listening = await this.http.listen(port, host);
+    } catch (err) {
+      // Port taken, say: undo what started, so no handler runs and the stores are closed.
+      await this.ingest.stop({ timeoutMs: STORE_CLOSE_RESERVE_MS }).catch(() => {});
+      if (this.ownsStores) {
+        await this.storesValue?.close().catch(() => {});
+        this.storesValue = undefined;
+      }
+      this.ingest = undefined;
+      this.logger.error({ err, port, host }, "appservice could not start");
+      throw err;
+    }
     this.logger.info({ port: this.listening.port, host }, "appservice API listening");
 
     if (this.options.pingOnStart !== false) await this.pingHomeserver();
@@ -195,11 +214,21 @@ export class Appservice {
     }
   }
 
-  /** Stops accepting, drains queued events, closes the stores it opened. */
-  async stop(timeoutMs = 10_000): Promise<void> {
-    await this.listening?.close();
+  /**
+   * Stops accepting, drains queued events, closes the stores it opened, all within `timeoutMs`
+   * (default 8 s, inside the CLI's 10 s before it kills the process). In order:
+   * 1. new transactions are answered 503 (the homeserver keeps them), and those held back by
+   *    back-pressure are acknowledged, being stored already;
+   * 2. the HTTP server closes, cutting connections still open after a second;
+   * 3. queued events are handled until the deadline, less a reserve for closing the stores;
+   *    what is left stays in the journal for the next start.
+   */
+  async stop(timeoutMs = DEFAULT_STOP_TIMEOUT_MS): Promise<void> {
+    const deadline = new Deadline(timeoutMs);
+    this.ingest?.stopAccepting();
+    await this.listening?.close(Math.min(1_000, deadline.remaining()));
     this.listening = undefined;
-    await this.ingest?.stop({ drain: true, timeoutMs });
+    await this.ingest?.stop({ drain: true, timeoutMs: deadline.remainingAfter(STORE_CLOSE_RESERVE_MS) });
     if (this.ownsStores) await this.storesValue?.close();
     this.logger.info("appservice stopped");
   }

@@ -1,1 +1,2 @@
+export { Deadline } from "./deadline.js";
 export { DEFAULT_SHUTDOWN_TIMEOUT_MS, installShutdownHandlers, type ShutdownOptions } from "./shutdown.js";

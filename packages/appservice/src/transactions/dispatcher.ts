@@ -1,5 +1,6 @@
 import { performance } from "node:perf_hooks";
 import { Registry } from "prom-client";
+import { Deadline } from "../lifecycle/deadline.js";
 import { type Logger, silentLogger } from "../logging.js";
 import type {
   Completion,
@@ -303,7 +304,7 @@ export class EventDispatcher<E extends DispatchableEvent> {
    * ran out first (the rest stays queued, and pending in the store).
    */
   async drain(timeoutMs = 30_000): Promise<boolean> {
-    const drained = await withTimeout(this.waitForDepthAtMost(0), timeoutMs);
+    const drained = await new Deadline(timeoutMs).within(this.waitForDepthAtMost(0));
     await this.flush();
     return drained && this.depth === 0;
   }
@@ -315,7 +316,7 @@ export class EventDispatcher<E extends DispatchableEvent> {
   async stop(timeoutMs = 10_000): Promise<void> {
     if (this.state === "stopped" || this.state === "stopping") return;
     this.state = "stopping";
-    const idle = this.active === 0 || (await withTimeout(this.waitForIdle(), timeoutMs));
+    const idle = this.active === 0 || (await new Deadline(timeoutMs).within(this.waitForIdle()));
     if (!idle) {
       this.logger.warn(
         { running: this.active, timeoutMs },
@@ -722,17 +723,4 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
 function eventTypeOf(event: DispatchableEvent): string | undefined {
   const type = (event as { type?: unknown }).type;
   return typeof type === "string" ? type : undefined;
-}
-
-/** Whether `promise` settled within `ms`. */
-async function withTimeout(promise: Promise<void>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  try {
-    return await Promise.race([promise.then(() => true), expired]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

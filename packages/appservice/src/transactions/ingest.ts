@@ -1,6 +1,7 @@
 import { LRUCache } from "lru-cache";
 import { Registry } from "prom-client";
 import { MatrixError } from "../errors.js";
+import { Deadline } from "../lifecycle/deadline.js";
 import { type Logger, silentLogger } from "../logging.js";
 import type { TransactionStore } from "../stores/types.js";
 import type { DispatchableEvent, EventDispatcher } from "./dispatcher.js";
@@ -53,7 +54,10 @@ export interface TransactionIngestOptions<T extends IngestibleTransaction> {
 export interface IngestStopOptions {
   /** Handle every queued event before stopping, instead of only those already running. */
   drain?: boolean;
-  /** Upper bound on the wait for handlers (default 10 s; 30 s with `drain`). */
+  /**
+   * Upper bound on the whole stop: draining, then waiting for running handlers (default 10 s;
+   * 30 s with `drain`). What is not handled by then stays pending in the store.
+   */
   timeoutMs?: number;
 }
 
@@ -113,8 +117,12 @@ export class TransactionIngest<T extends IngestibleTransaction = ParsedTransacti
   private readonly lowWaterMark: number;
   private readonly seen: LRUCache<string, SeenTransaction>;
   private state: State = "idle";
+  private stopCalled = false;
   /** Persisting and queueing run one transaction at a time so queue order is persisted order. */
   private serial: Promise<unknown> = Promise.resolve();
+  /** Settles when accepting stops: acknowledgements held back by back-pressure go out then. */
+  private readonly stopping: Promise<void>;
+  private signalStopping: () => void = () => {};
 
   constructor(options: TransactionIngestOptions<T>) {
     this.dispatcher = options.dispatcher;
@@ -128,6 +136,9 @@ export class TransactionIngest<T extends IngestibleTransaction = ParsedTransacti
       Math.max(0, options.lowWaterMark ?? Math.floor(this.maxPendingEvents / 2)),
     );
     this.seen = new LRUCache({ max: Math.max(1, options.txnIdCacheSize ?? 1_000) });
+    this.stopping = new Promise((resolve) => {
+      this.signalStopping = resolve;
+    });
   }
 
   /** Queues what a previous run left pending, then accepts transactions. */
@@ -176,16 +187,29 @@ export class TransactionIngest<T extends IngestibleTransaction = ParsedTransacti
    * store for the next start. The stores are not closed: whoever opened them closes them after this.
    */
   async stop(options: IngestStopOptions = {}): Promise<void> {
-    if (this.state === "stopping" || this.state === "stopped") return;
+    if (this.state === "stopped" || this.stopCalled) return;
+    this.stopCalled = true;
+    const deadline = new Deadline(options.timeoutMs ?? (options.drain ? 30_000 : 10_000));
+    this.stopAccepting();
     this.state = "stopping";
     await this.serial;
     if (options.drain) {
-      const drained = await this.dispatcher.drain(options.timeoutMs ?? 30_000);
+      const drained = await this.dispatcher.drain(deadline.remaining());
       if (!drained)
         this.logger.warn({ depth: this.dispatcher.depth }, "Stopping before the event queue drained");
     }
-    await this.dispatcher.stop(options.timeoutMs ?? 10_000);
+    await this.dispatcher.stop(deadline.remaining());
     this.state = "stopped";
+  }
+
+  /**
+   * Refuses new transactions from now on (503, so the homeserver keeps them for later), and lets
+   * those waiting on back-pressure be acknowledged: they are stored already, and their events are
+   * handled after the restart if not before. The first step of {@link stop}, which calls it.
+   */
+  stopAccepting(): void {
+    if (this.state === "running") this.state = "stopping";
+    this.signalStopping();
   }
 
   private async persistAndQueue(txnId: string, txn: T, source: TransactionSource | undefined): Promise<void> {
@@ -244,7 +268,7 @@ export class TransactionIngest<T extends IngestibleTransaction = ParsedTransacti
       { depth: this.dispatcher.depth, lowWaterMark: this.lowWaterMark },
       "Event queue full; delaying acknowledgement",
     );
-    await this.dispatcher.waitForDepthAtMost(this.lowWaterMark);
+    await Promise.race([this.dispatcher.waitForDepthAtMost(this.lowWaterMark), this.stopping]);
   }
 }
 

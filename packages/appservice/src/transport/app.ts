@@ -4,6 +4,7 @@ import { Router } from "@koa/router";
 import Koa, { type Context, type Middleware } from "koa";
 import type { Registry } from "prom-client";
 import { type MatrixError, UnrecognizedError } from "../errors.js";
+import { Deadline } from "../lifecycle/deadline.js";
 import { type Logger, silentLogger } from "../logging.js";
 import { requireHsToken } from "./auth.js";
 import { DEFAULT_MAX_BODY_BYTES } from "./body.js";
@@ -46,8 +47,11 @@ export interface ListeningServer {
   /** The bound port; useful after listening on port 0. */
   port: number;
   server: Server;
-  /** Stops accepting connections and resolves once in-flight requests have been answered. Idempotent. */
-  close(): Promise<void>;
+  /**
+   * Stops accepting connections and resolves once in-flight requests have been answered, or after
+   * `timeoutMs` (default: no limit), when the connections still open are cut. Idempotent.
+   */
+  close(timeoutMs?: number): Promise<void>;
 }
 
 export interface AppserviceHttp {
@@ -123,13 +127,18 @@ async function listen(
   return {
     port: (server.address() as AddressInfo).port,
     server,
-    close: () => {
+    close: (timeoutMs) => {
       closed ??= new Promise<void>((resolve, reject) => {
         // Since Node 19 this also drops idle keep-alive sockets, and in-flight requests
         // are answered with Connection: close, so it cannot hang on keepAliveTimeout.
         server.close((err) => (err ? reject(err) : resolve()));
       });
-      return closed;
+      if (timeoutMs === undefined) return closed;
+      // A request still unanswered by then (a client sending its body slowly, say) is cut off.
+      return new Deadline(timeoutMs).within(closed).then((inTime) => {
+        if (!inTime) server.closeAllConnections();
+        return closed;
+      });
     },
   };
 }

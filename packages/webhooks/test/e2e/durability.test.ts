@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { performance } from "node:perf_hooks";
 import {
   type ClientEvent,
   type MatrixTestClient,
@@ -125,7 +126,7 @@ describe("e2e: trestle-webhooks delivery through homeserver outages and bridge c
     stack = await startWebhooksStack(this, harness);
     alice = await harness.user(stack.hs, "alice");
     roomId = await roomWithBot(alice);
-    for (const name of ["outage", "crash", "resume"]) {
+    for (const name of ["outage", "crash", "sigterm", "resume"]) {
       urls.set(name, await createHookByCommand(alice, roomId, name));
     }
   });
@@ -176,6 +177,22 @@ describe("e2e: trestle-webhooks delivery through homeserver outages and bridge c
       .slice(logStart)
       .find((r) => r.msg === "resuming webhook deliveries from before the restart");
     assert.equal(resumed?.jobs, 20, "the restarted bridge did not resume the 20 queued webhooks");
+  });
+
+  it("SIGTERM with 20 webhooks queued and the homeserver down: a clean exit 0 in time, then all arrive once, in order", async function () {
+    this.timeout(120_000);
+    const texts = numbered("sigterm", 1, 20);
+    await stack.hs.stop();
+    await postAll("sigterm", texts);
+    const started = performance.now();
+    await stack.bridge.stop();
+    const took = performance.now() - started;
+    // Sends keep failing meanwhile; the stop must still end inside the CLI's 10 s, on its own.
+    assert.equal(stack.bridge.exitCode, 0, await stack.bridge.tail(20));
+    assert.ok(took < 10_000, `stopping took ${Math.round(took)} ms`);
+    await stack.hs.startProcess();
+    await stack.bridge.start();
+    await assertDeliveredExactlyOnceInOrder("sigterm", texts, 60_000);
   });
 
   it("order across the crash: webhooks accepted after the restart queue behind those resumed from before it", async function () {

@@ -1,0 +1,133 @@
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer, type Server } from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { performance } from "node:perf_hooks";
+import { collectDefaultMetrics, Registry } from "prom-client";
+import { Appservice, type AppserviceOptions } from "../../src/appservice/appservice.js";
+import { silentLogger } from "../../src/logging.js";
+import type { MatrixEvent } from "../../src/transactions/types.js";
+import { roomEvent, until } from "../transactions/helpers.js";
+
+const HS_TOKEN = "hs-token-for-lifecycle-tests";
+
+describe("Appservice start and stop", () => {
+  let dataDir: string;
+  const running: Appservice[] = [];
+
+  beforeEach(async () => {
+    dataDir = await mkdtemp(path.join(os.tmpdir(), "trestle-lifecycle-"));
+  });
+  afterEach(async () => {
+    for (const appservice of running.splice(0)) await appservice.stop(500).catch(() => {});
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  function appservice(
+    onEvent: (event: MatrixEvent) => Promise<void>,
+    options: Partial<AppserviceOptions> = {},
+  ) {
+    const created = new Appservice({
+      registration: {
+        id: "lifecycle",
+        url: "http://127.0.0.1:1",
+        as_token: "as-token",
+        hs_token: HS_TOKEN,
+        sender_localpart: "bot",
+        namespaces: { users: [], aliases: [], rooms: [] },
+      },
+      homeserver: { url: "http://127.0.0.1:1", domain: "test" },
+      dataDir,
+      logger: silentLogger(),
+      pingOnStart: false,
+      processMetrics: false,
+      http: { port: 0 },
+      hooks: { onEvent },
+      ...options,
+    });
+    running.push(created);
+    return created;
+  }
+
+  function put(as: Appservice, txnId: string, events: MatrixEvent[]): Promise<Response> {
+    return fetch(`http://127.0.0.1:${as.port}/_matrix/app/v1/transactions/${txnId}`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${HS_TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify({ events }),
+    });
+  }
+
+  it("stops within its budget despite a handler that never settles, keeping the rest for the next start", async () => {
+    const first = appservice((event) =>
+      event.room_id === "!stuck:test" ? new Promise(() => {}) : Promise.resolve(),
+    );
+    await first.start();
+    const events = [
+      roomEvent("$stuck-1", "!stuck:test"),
+      roomEvent("$stuck-2", "!stuck:test"),
+      roomEvent("$fine-1", "!fine:test"),
+    ];
+    assert.equal((await put(first, "t1", events)).status, 200);
+    const started = performance.now();
+    await first.stop(1_500);
+    const took = performance.now() - started;
+    assert.ok(took < 2_500, `stop took ${Math.round(took)} ms with a budget of 1,500`);
+
+    const handled: string[] = [];
+    const second = appservice(async (event) => {
+      handled.push(event.event_id);
+    });
+    await second.start();
+    await until(() => handled.includes("$stuck-2"), 5_000, "the stuck room's events after restart");
+    // The event whose handler was running is handled again (at least once); the one queued behind it, once.
+    assert.deepEqual(handled, ["$stuck-1", "$stuck-2"]);
+  });
+
+  it("acknowledges a transaction held back by back-pressure once stopping begins", async () => {
+    let release: () => void = () => {};
+    const blocked = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const as = appservice(() => blocked, { maxPendingEvents: 1 });
+    await as.start();
+    const answer = put(as, "t1", [roomEvent("$a", "!a:test"), roomEvent("$b", "!a:test")]);
+    // Two events queued, the limit is one: the 200 waits for the queue.
+    const early = await Promise.race([
+      answer.then(() => "answered"),
+      new Promise((r) => setTimeout(() => r("waiting"), 300)),
+    ]);
+    assert.equal(early, "waiting");
+    const stopping = as.stop(1_000);
+    assert.equal((await answer).status, 200, "stored already, so acknowledged");
+    release();
+    await stopping;
+  });
+
+  it("undoes its start when the port is taken, and closes the stores", async () => {
+    const blocker: Server = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const as = appservice(async () => {}, { http: { port, bindAddress: "127.0.0.1" } });
+      await assert.rejects(as.start(), /EADDRINUSE/);
+      assert.throws(() => as.stores, /available after start/);
+      // The journal was closed: another instance opens the same data directory and serves.
+      const next = appservice(async () => {});
+      await next.start();
+      assert.equal((await put(next, "t1", [roomEvent("$x", "!x:test")])).status, 200);
+    } finally {
+      await new Promise((resolve) => blocker.close(resolve));
+    }
+  });
+
+  it("shares a registry that already holds the process metrics", async () => {
+    const registry = new Registry();
+    collectDefaultMetrics({ register: registry });
+    const as = appservice(async () => {}, { metrics: registry, processMetrics: true });
+    await as.start();
+    const text = await registry.metrics();
+    assert.match(text, /process_cpu_seconds_total/);
+    assert.match(text, /trestle_appservice_transactions_total/);
+  });
+});
