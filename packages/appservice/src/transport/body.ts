@@ -40,9 +40,9 @@ export async function readJsonBodyWithBytes(
     throw rawBodyError(err, limitBytes);
   }
   if (hasByteOrderMark(bytes)) bytes = bytes.subarray(3);
-  // A body read in one piece can be a view into a much larger socket buffer, which keeping it
-  // (until its events are handled) would pin whole.
-  if (bytes.byteLength * 2 < bytes.buffer.byteLength) bytes = Buffer.from(bytes);
+  // Kept until its events are handled: never as a view that would pin a much larger buffer (a
+  // slice of Node's small-buffer pool is fine, the pool is shared anyway).
+  if (bytes.buffer.byteLength > 2 * bytes.byteLength + Buffer.poolSize) bytes = Buffer.from(bytes);
   const text = bytes.toString("utf8");
   if (options.allowEmpty && text.trim() === "") return { bytes, value: {} };
   try {

@@ -248,6 +248,27 @@ describe("Transaction journal", () => {
       await tolerant.close();
     });
 
+    it("reads a journal of format 1 (ids written out, done-marks without ids) and rewrites it as format 2", async () => {
+      const txn = (seq: number, id: string) =>
+        JSON.stringify({ op: "txn", seq, txnId: `t${seq}`, at: 1, events: [ev(id)] });
+      await writeFile(
+        file,
+        [
+          '{"op":"journal","version":1,"seq":0}',
+          txn(1, "$1"),
+          txn(2, "$2"),
+          '{"op":"ids","ids":["$1"]}',
+          '{"op":"done","seqs":[1]}',
+          "",
+        ].join("\n"),
+      );
+      const journal = await open();
+      assert.deepEqual(ids(await journal.pending()), [["$2"]]);
+      assert.deepEqual(journal.processedEvents.windowIds(), ["$1"]);
+      await journal.close();
+      assert.deepEqual((await records())[0], { op: "journal", version: 2, seq: 2 });
+    });
+
     it("refuses a journal written by a newer format", async () => {
       await writeFile(file, '{"op":"journal","version":99,"seq":1}\n');
       await assert.rejects(open(), StoreError);

@@ -14,8 +14,13 @@ import type {
 import { AppendFile, type Content, parseRecordLine, readLines, removeIfExists } from "./file.js";
 import { IdWindow } from "./window.js";
 
-/** Written as the first record; a journal from a newer format is refused rather than misread. */
-export const JOURNAL_FORMAT_VERSION = 1;
+/**
+ * Written as the first record; a journal from a newer format is refused rather than misread.
+ * Version 2 leaves the ids of done transactions implicit in their done-mark (see `Completion`):
+ * a version-1 reader would drop them from the de-duplication window, so it must refuse instead.
+ * This version reads both.
+ */
+export const JOURNAL_FORMAT_VERSION = 2;
 export const DEFAULT_JOURNAL_FILE = "transactions.journal";
 /**
  * Compact once the file has grown this much since the last compaction. Every event passes through
@@ -71,7 +76,7 @@ type JsonObject = Record<string, unknown>;
  * of handled event ids, in one append-only journal file (see docs/architecture.md, "Transaction
  * journal"). Records, one JSON object a line:
  *
- * - `{"op":"journal","version":1,"seq":N}`: first line; `seq` is the last sequence number issued.
+ * - `{"op":"journal","version":2,"seq":N}`: first line; `seq` is the last sequence number issued.
  * - `{"op":"txn","seq":N,"txnId":"…","at":ms,"events":[…]}`: an accepted transaction; or with
  *   `"body":{…}` instead of `events`, the homeserver's body verbatim, its events under `events`.
  * - `{"op":"done","seqs":[…],"ids":[…]}`: transactions whose events were all handled, and handled
