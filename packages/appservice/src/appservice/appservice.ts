@@ -23,10 +23,12 @@ const STORE_CLOSE_RESERVE_MS = 1_000;
 /** What a bridge plugs into the core. Only `onEvent` is required. */
 export interface BridgeHooks extends Partial<Pick<AppserviceHttpHandlers, ThirdPartyHandlerNames>> {
   /**
-   * Called once per room event, in order within a room, rooms in parallel. A throw is
-   * logged and counted; it never blocks the room or fails the homeserver's transaction.
+   * Called once per room event, in order within a room, rooms in parallel. A throw (or a
+   * rejection) is logged and counted; it never blocks the room or fails the homeserver's
+   * transaction. It may return nothing when it finishes at once (an event it ignores, say): the
+   * room's next event then starts without waiting for a promise.
    */
-  onEvent(event: MatrixEvent): Promise<void>;
+  onEvent(event: MatrixEvent): Promise<void> | void;
   /**
    * A user in our namespace was queried (someone invited or messaged a ghost that doesn't
    * exist yet). Return a profile to create the ghost, or null to say it doesn't exist.
@@ -234,7 +236,7 @@ export class Appservice {
   }
 
   /** Not `async`: handing on the hook's promise saves a promise and a microtask per event. */
-  private dispatch(event: MatrixEvent): Promise<void> {
+  private dispatch(event: MatrixEvent): Promise<void> | void {
     if (event.type === "m.room.member") this.intents.noteEvent(event);
     return this.options.hooks.onEvent(event);
   }

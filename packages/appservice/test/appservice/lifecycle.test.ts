@@ -121,6 +121,21 @@ describe("Appservice start and stop", () => {
     }
   });
 
+  it("calls a synchronous onEvent in order per room, and a throwing one does not hold the room up", async () => {
+    const seen: string[] = [];
+    const as = appservice((event) => {
+      seen.push(event.event_id);
+      if (event.event_id === "$2") throw new Error("handler bug");
+    });
+    await as.start();
+    const events = ["$1", "$2", "$3"].map((id) => roomEvent(id, "!sync:test"));
+    assert.equal((await put(as, "t1", events)).status, 200);
+    await until(() => seen.length === 3, 5_000, "all three handled");
+    assert.deepEqual(seen, ["$1", "$2", "$3"]);
+    const failures = await as.metrics.getSingleMetric("trestle_event_handler_failures_total")?.get();
+    assert.equal(failures?.values.find((v) => v.labels.reason === "error")?.value, 1);
+  });
+
   it("shares a registry that already holds the process metrics", async () => {
     const registry = new Registry();
     collectDefaultMetrics({ register: registry });
