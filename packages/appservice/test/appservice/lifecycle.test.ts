@@ -25,7 +25,7 @@ describe("Appservice start and stop", () => {
   });
 
   function appservice(
-    onEvent: (event: MatrixEvent) => Promise<void>,
+    onEvent: (event: MatrixEvent) => Promise<void> | void,
     options: Partial<AppserviceOptions> = {},
   ) {
     const created = new Appservice({
