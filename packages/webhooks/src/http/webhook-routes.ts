@@ -191,15 +191,14 @@ export function createWebhookRouter(deps: WebhookRouterDeps): Router {
       const limited = deps.rateLimiter.take(hook.id, hook.rateLimit && toRateLimit(hook.rateLimit));
       if (!limited.allowed) throw new RateLimitedError(limited.retryAfterSeconds);
 
-      let payload: unknown;
+      const hasBody = BODY_METHODS.has(ctx.method);
       let raw: Buffer = Buffer.alloc(0);
-      if (BODY_METHODS.has(ctx.method)) {
+      if (hasBody) {
         raw = await readLimitedBody(ctx.req, deps.config.bodyLimitBytes);
         bodyRead = true;
-        payload = parseWebhookBody({ contentType: ctx.req.headers["content-type"], raw }).payload;
-      } else {
-        payload = queryPayload(ctx.querystring);
       }
+      // The signature covers the bytes as received: checked before anything parses them, so an
+      // unsigned sender cannot make the bridge parse what it sends, nor learn why it was refused.
       if (hook.signature) {
         if (!hook.signingSecret) {
           throw new HookMisconfiguredError("This webhook requires a signature but has no signing secret");
@@ -210,6 +209,9 @@ export function createWebhookRouter(deps: WebhookRouterDeps): Router {
           raw,
         );
       }
+      const payload = hasBody
+        ? parseWebhookBody({ contentType: ctx.req.headers["content-type"], raw }).payload
+        : queryPayload(ctx.querystring);
       await accept(ctx, hook, payload, receivedAt, where);
     } catch (err) {
       fail(ctx, err, where, bodyRead);

@@ -319,6 +319,23 @@ describe("webhook routes", () => {
       assert.equal(good.status, 202);
     });
 
+    it("checks the signature before parsing: an unsigned malformed body is refused for its signature", async () => {
+      const signed = makeHook({ signature: { scheme: "github" }, signingSecret: "signing-key" });
+      await hooks.put(signed);
+      harness = await serve();
+      const response = await send(url(signed), "application/json", '{"text": "unterminated');
+      assert.match(await expectError(response, 403, "M_FORBIDDEN"), /X-Hub-Signature-256 header is missing/);
+      // Signed, the same bytes get as far as the parser.
+      const body = '{"text": "unterminated';
+      const signature = `sha256=${createHmac("sha256", "signing-key").update(body).digest("hex")}`;
+      const parsed = await fetch(url(signed), {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-hub-signature-256": signature },
+        body,
+      });
+      await expectError(parsed, 400, "M_NOT_JSON");
+    });
+
     it("400 for a body that is not what it says", async () => {
       harness = await serve();
       const response = await send(url(), "application/json", '{"text": "unterminated');
