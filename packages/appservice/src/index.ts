@@ -7,6 +7,7 @@ export * from "./errors.js";
 export * from "./intents/index.js";
 export * from "./lifecycle/index.js";
 export * from "./logging.js";
+export { registeredMetric } from "./metrics-registry.js";
 export * from "./registration/index.js";
 export * from "./stores/index.js";
 export {

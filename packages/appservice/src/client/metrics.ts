@@ -1,4 +1,5 @@
 import { Counter, Histogram, type Registry } from "prom-client";
+import { registeredMetric } from "../metrics-registry.js";
 
 export type RequestOutcome = "success" | "client_error" | "rate_limited" | "server_error" | "network_error";
 export type RetryReason = "rate_limited" | "server_error" | "network_error";
@@ -14,10 +15,11 @@ export interface ClientMetrics {
  * client's metrics. Reuse matters because prom-client throws on a duplicate name.
  */
 export function createClientMetrics(registry: Registry): ClientMetrics {
-  const reuse = <T>(name: string, make: () => T): T => (registry.getSingleMetric(name) as T) ?? make();
   return {
-    requests: reuse(
+    requests: registeredMetric(
+      registry,
       "trestle_homeserver_requests_total",
+      Counter,
       () =>
         new Counter({
           name: "trestle_homeserver_requests_total",
@@ -26,8 +28,10 @@ export function createClientMetrics(registry: Registry): ClientMetrics {
           registers: [registry],
         }),
     ),
-    retries: reuse(
+    retries: registeredMetric(
+      registry,
       "trestle_homeserver_request_retries_total",
+      Counter,
       () =>
         new Counter({
           name: "trestle_homeserver_request_retries_total",
@@ -36,8 +40,10 @@ export function createClientMetrics(registry: Registry): ClientMetrics {
           registers: [registry],
         }),
     ),
-    duration: reuse(
+    duration: registeredMetric(
+      registry,
       "trestle_homeserver_request_duration_seconds",
+      Histogram,
       () =>
         new Histogram({
           name: "trestle_homeserver_request_duration_seconds",

@@ -1,9 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
-
-/** prom-client throws on a duplicate name, so a second instance on one registry shares the metric. */
-function reuse<T>(registry: Registry, name: string, make: () => T): T {
-  return (registry.getSingleMetric(name) as T | undefined) ?? make();
-}
+import { registeredMetric } from "../metrics-registry.js";
 
 function counter<L extends string = never>(
   registry: Registry,
@@ -11,7 +7,12 @@ function counter<L extends string = never>(
   help: string,
   labelNames: readonly L[] = [],
 ): Counter<L> {
-  return reuse(registry, name, () => new Counter({ name, help, labelNames, registers: [registry] }));
+  return registeredMetric(
+    registry,
+    name,
+    Counter,
+    () => new Counter({ name, help, labelNames, registers: [registry] }),
+  );
 }
 
 /** The latency histogram's upper bounds, in seconds. */
@@ -121,9 +122,10 @@ export function createDispatchMetrics(registry: Registry): DispatchMetrics {
       "trestle_events_duplicate_total",
       "Room events skipped because their event id was already handled",
     ),
-    queueDepth: reuse(
+    queueDepth: registeredMetric(
       registry,
       "trestle_event_queue_depth",
+      Gauge,
       () =>
         new Gauge({
           name: "trestle_event_queue_depth",
@@ -131,9 +133,10 @@ export function createDispatchMetrics(registry: Registry): DispatchMetrics {
           registers: [registry],
         }),
     ),
-    latency: reuse(
+    latency: registeredMetric(
       registry,
       "trestle_event_dispatch_latency_seconds",
+      Histogram,
       () =>
         new Histogram({
           name: "trestle_event_dispatch_latency_seconds",

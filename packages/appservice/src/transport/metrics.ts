@@ -1,5 +1,6 @@
 import type { Context, Middleware } from "koa";
 import { Counter, type Registry } from "prom-client";
+import { registeredMetric } from "../metrics-registry.js";
 
 export interface AppserviceHttpMetrics {
   /** Every HTTP request, by matched route pattern (never the raw path), method and status. */
@@ -36,10 +37,12 @@ function counter<T extends string>(
   help: string,
   labelNames: T[],
 ): Counter<T> {
-  const existing = registry.getSingleMetric(name);
-  if (existing instanceof Counter) return existing as Counter<T>;
-  if (existing) throw new Error(`Metric ${name} is already registered with another type`);
-  return new Counter({ name, help, labelNames, registers: [registry] });
+  return registeredMetric(
+    registry,
+    name,
+    Counter<T>,
+    () => new Counter({ name, help, labelNames, registers: [registry] }),
+  );
 }
 
 /** Counts each request once its final status is known. Must run outside the error middleware. */

@@ -1,9 +1,5 @@
+import { registeredMetric } from "@trestle/appservice";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
-
-/** prom-client throws on a duplicate name, so a second queue on one registry shares the metric. */
-function reuse<T>(registry: Registry, name: string, make: () => T): T {
-  return (registry.getSingleMetric(name) as T | undefined) ?? make();
-}
 
 export interface DeliveryMetrics {
   accepted: Counter;
@@ -19,7 +15,12 @@ export interface DeliveryMetrics {
 /** No label names a hook or a room: their number is unbounded. */
 export function createDeliveryMetrics(registry: Registry): DeliveryMetrics {
   const counter = <L extends string = never>(name: string, help: string, labelNames: readonly L[] = []) =>
-    reuse(registry, name, () => new Counter<L>({ name, help, labelNames, registers: [registry] }));
+    registeredMetric(
+      registry,
+      name,
+      Counter<L>,
+      () => new Counter<L>({ name, help, labelNames, registers: [registry] }),
+    );
   return {
     accepted: counter(
       "trestle_webhook_deliveries_accepted_total",
@@ -44,9 +45,10 @@ export function createDeliveryMetrics(registry: Registry): DeliveryMetrics {
       "trestle_webhook_template_errors_total",
       "Webhooks whose template failed, sent with the generic template instead",
     ),
-    depth: reuse(
+    depth: registeredMetric(
       registry,
       "trestle_webhook_delivery_queue_depth",
+      Gauge,
       () =>
         new Gauge({
           name: "trestle_webhook_delivery_queue_depth",
@@ -54,9 +56,10 @@ export function createDeliveryMetrics(registry: Registry): DeliveryMetrics {
           registers: [registry],
         }),
     ),
-    latency: reuse(
+    latency: registeredMetric(
       registry,
       "trestle_webhook_delivery_latency_seconds",
+      Histogram,
       () =>
         new Histogram({
           name: "trestle_webhook_delivery_latency_seconds",

@@ -1,5 +1,5 @@
 import { Router, type RouterContext } from "@koa/router";
-import { type Logger, MatrixError } from "@trestle/appservice";
+import { type Logger, MatrixError, registeredMetric } from "@trestle/appservice";
 import { Counter, Histogram, type Registry } from "prom-client";
 import type { WebhooksConfig } from "../config.js";
 import type { DeliveryOutcome } from "../delivery/job.js";
@@ -230,28 +230,34 @@ export function createWebhookRouter(deps: WebhookRouterDeps): Router {
 /** How long the bridge took to answer, from routing to the response: the ack path's own share. */
 function durationHistogram(registry: Registry): Histogram<"status"> {
   const name = "trestle_webhook_request_duration_seconds";
-  return (
-    (registry.getSingleMetric(name) as Histogram<"status"> | undefined) ??
-    new Histogram({
-      name,
-      help: "Time from routing a webhook request to its response, by status",
-      labelNames: ["status"],
-      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1, 5, 30],
-      registers: [registry],
-    })
+  return registeredMetric(
+    registry,
+    name,
+    Histogram<"status">,
+    () =>
+      new Histogram({
+        name,
+        help: "Time from routing a webhook request to its response, by status",
+        labelNames: ["status"],
+        buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1, 5, 30],
+        registers: [registry],
+      }),
   );
 }
 
 function requestCounter(registry: Registry): Counter<"method" | "status"> {
   const name = "trestle_webhook_requests_total";
-  return (
-    (registry.getSingleMetric(name) as Counter<"method" | "status"> | undefined) ??
-    new Counter({
-      name,
-      help: "Webhook HTTP requests by method and response status",
-      labelNames: ["method", "status"],
-      registers: [registry],
-    })
+  return registeredMetric(
+    registry,
+    name,
+    Counter<"method" | "status">,
+    () =>
+      new Counter({
+        name,
+        help: "Webhook HTTP requests by method and response status",
+        labelNames: ["method", "status"],
+        registers: [registry],
+      }),
   );
 }
 
