@@ -19,8 +19,10 @@ export const BOT_ID = `@webhookbot:${SERVER_NAME}`;
 export interface WebhooksStack {
   hs: SynapseInstance;
   bridge: BridgeProcess;
-  /** Where webhooks are POSTed (the bridge's webhook port). */
+  /** Where webhooks are POSTed (the bridge's webhook port, or the appservice port when shared). */
   webhookBase: string;
+  /** The appservice API the homeserver calls. */
+  appserviceBase: string;
   provisioningToken: string;
   configPath: string;
   writeConfig(overrides?: Record<string, unknown>): Promise<void>;
@@ -28,11 +30,16 @@ export interface WebhooksStack {
 
 /**
  * A real Synapse with trestle-webhooks registered (through its own `-r`) and running as a
- * process with a separate public webhook port, as an admin would deploy it.
+ * process with a separate public webhook port, as an admin would deploy it; with `sharedPort`,
+ * the webhook routes on the appservice port instead (`webhooks.port: 0`).
  */
-export async function startWebhooksStack(ctx: Mocha.Context, harness: Harness): Promise<WebhooksStack> {
+export async function startWebhooksStack(
+  ctx: Mocha.Context,
+  harness: Harness,
+  options: { sharedPort?: boolean } = {},
+): Promise<WebhooksStack> {
   const port = await freePort();
-  const webhookPort = await freePort();
+  const webhookPort = options.sharedPort ? port : await freePort();
   const dir = path.join(RUN_DIR, `webhooks-${port}`);
   await mkdir(dir, { recursive: true });
   const configPath = path.join(dir, "config.yaml");
@@ -49,7 +56,7 @@ export async function startWebhooksStack(ctx: Mocha.Context, harness: Harness): 
       metrics: { enabled: false },
       webhooks: {
         publicUrl: `http://127.0.0.1:${webhookPort}`,
-        port: webhookPort,
+        port: options.sharedPort ? 0 : webhookPort,
         rateLimit: { perMinute: 6000, burst: 1000 },
         waitTimeoutMs: 10_000,
         // The tests serve avatar images from loopback, which production refuses to fetch from.
@@ -86,6 +93,7 @@ export async function startWebhooksStack(ctx: Mocha.Context, harness: Harness): 
     hs,
     bridge,
     webhookBase: `http://127.0.0.1:${webhookPort}`,
+    appserviceBase: `http://127.0.0.1:${port}`,
     provisioningToken,
     configPath,
     writeConfig,
