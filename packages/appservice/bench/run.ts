@@ -2,6 +2,7 @@
 // matrix-appservice's AppService (the HTTP layer under matrix-appservice-bridge), then the
 // heap cost of 100,000 ghosts. Prints Markdown tables; docs/benchmarks.md records a run.
 import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -37,6 +38,21 @@ async function startTarget(target: Target): Promise<{ child: ChildProcess; port:
     child.once("exit", (code) => reject(new Error(`${target.name} exited ${code}`)));
   });
   return { child, port };
+}
+
+/**
+ * CPU time the process has used, all threads, user and system, in µs; undefined where there is no
+ * `/proc`. Linux counts it in ticks of 1/100 s (`USER_HZ`), which over a batch of a few hundred
+ * transactions is fine-grained enough.
+ */
+function cpuMicros(pid: number | undefined): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  } catch {
+    return undefined;
+  }
 }
 
 async function stopTarget(child: ChildProcess): Promise<void> {
@@ -83,21 +99,31 @@ for (const { load } of servers) {
   await load.closedLoop(quick ? 100 : 500, 4);
 }
 const results = new Map<string, LoadResult[]>();
+/** Server CPU per transaction, in µs, by server and case. */
+const cpuPerTxn = new Map<string, number[]>();
 for (const c of cases) {
   const samples = servers.map((): LoadSample[] => []);
+  const cpu = servers.map(() => 0);
   for (let b = 0; b < c.batches; b++) {
     const order = b % 2 === 0 ? servers.keys() : [...servers.keys()].reverse();
     for (const i of order) {
-      samples[i]?.push(await c.batch((servers[i] as (typeof servers)[number]).load));
+      const server = servers[i] as (typeof servers)[number];
+      const before = cpuMicros(server.child.pid);
+      samples[i]?.push(await c.batch(server.load));
       // Work left after the last answer (Trestle handles events after acknowledging them, and
       // writes their completions within 50 ms) finishes before the other server's batch starts.
       await sleep(150);
+      cpu[i] = (cpu[i] ?? 0) + (cpuMicros(server.child.pid) ?? Number.NaN) - (before ?? Number.NaN);
     }
   }
   servers.forEach(({ target }, i) => {
     const list = results.get(target.name) ?? [];
-    list.push(summarise(samples[i] ?? []));
+    const result = summarise(samples[i] ?? []);
+    list.push(result);
     results.set(target.name, list);
+    const perTxn = cpuPerTxn.get(target.name) ?? [];
+    perTxn.push((cpu[i] ?? Number.NaN) / result.transactions);
+    cpuPerTxn.set(target.name, perTxn);
   });
 }
 for (const { load, child } of servers) {
@@ -107,8 +133,8 @@ for (const { load, child } of servers) {
 
 console.log("\n### Transaction ingest (100 events per transaction, loopback HTTP, keep-alive)\n");
 console.log("Both servers side by side, taking turns batch by batch.\n");
-console.log(row(["server", "load", "events/s", "ack p50 ms", "ack p99 ms", "errors"]));
-console.log(row(["---", "---", "---:", "---:", "---:", "---:"]));
+console.log(row(["server", "load", "events/s", "ack p50 ms", "ack p99 ms", "server CPU µs/txn", "errors"]));
+console.log(row(["---", "---", "---:", "---:", "---:", "---:", "---:"]));
 for (const target of targets) {
   for (const [i, c] of cases.entries()) {
     const r = results.get(target.name)?.[i];
@@ -120,6 +146,7 @@ for (const target of targets) {
         fmt(r.eventsPerSecond, 0),
         fmt(r.p50Ms, 2),
         fmt(r.p99Ms, 2),
+        fmt(cpuPerTxn.get(target.name)?.[i] ?? Number.NaN, 0),
         String(r.errors),
       ]),
     );
