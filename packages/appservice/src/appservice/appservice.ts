@@ -94,6 +94,8 @@ export class Appservice {
   readonly http: AppserviceHttp;
   private storesValue?: Stores<MatrixEvent>;
   private ingest?: TransactionIngest<ParsedTransaction>;
+  private starting: Promise<void> | undefined;
+  private stopping: Promise<void> | undefined;
   private dispatcher?: EventDispatcher<MatrixEvent>;
   private listening?: ListeningServer;
   private readonly ownsStores: boolean;
@@ -151,7 +153,13 @@ export class Appservice {
    * Opens the stores, replays work left from the last run, starts listening, then pings the
    * homeserver. Bridge routes must be added to `http.app` before this.
    */
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    this.stopping = undefined;
+    this.starting = this.startOnce();
+    return this.starting;
+  }
+
+  private async startOnce(): Promise<void> {
     if (this.ownsStores) {
       if (!this.options.dataDir) throw new Error("Appservice needs dataDir (or stores)");
       this.storesValue = await openStores<MatrixEvent>({
@@ -200,7 +208,8 @@ export class Appservice {
       throw err;
     }
     this.logger.info({ port: this.listening.port, host }, "appservice API listening");
-
+    // stop() was called meanwhile: it closes all this once start returns; no ping.
+    if (this.stopping) return;
     if (this.options.pingOnStart !== false) await this.pingHomeserver();
   }
 
@@ -225,8 +234,23 @@ export class Appservice {
    * 3. queued events are handled until the deadline, less a reserve for closing the stores;
    *    what is left stays in the journal for the next start.
    */
-  async stop(timeoutMs = DEFAULT_STOP_TIMEOUT_MS): Promise<void> {
+  stop(timeoutMs = DEFAULT_STOP_TIMEOUT_MS): Promise<void> {
+    // A second call waits for the first, which may still be draining.
+    this.stopping ??= this.stopOnce(timeoutMs);
+    return this.stopping;
+  }
+
+  private async stopOnce(timeoutMs: number): Promise<void> {
     const deadline = new Deadline(timeoutMs);
+    // A start under way finishes (or fails) first, so that what it opens is closed here.
+    const starting = this.starting;
+    if (starting) {
+      const settled = starting.then(
+        () => {},
+        () => {},
+      );
+      await deadline.within(settled, deadline.remainingAfter(STORE_CLOSE_RESERVE_MS));
+    }
     this.ingest?.stopAccepting();
     await this.listening?.close(Math.min(1_000, deadline.remaining()));
     this.listening = undefined;

@@ -5,7 +5,7 @@ import { type CoreConfig, coreConfigSchema } from "../config/core-schema.js";
 import { type DeepPartial, loadConfig } from "../config/load-config.js";
 import { isHttpUrl, type JSONSchema } from "../config/validation.js";
 import { ConfigError } from "../errors.js";
-import { installShutdownHandlers } from "../lifecycle/shutdown.js";
+import { DEFAULT_SHUTDOWN_TIMEOUT_MS, installShutdownHandlers } from "../lifecycle/shutdown.js";
 import { createLogger, type Logger } from "../logging.js";
 import { loadRegistration, writeRegistration } from "../registration/registration-file.js";
 import type { Registration } from "../registration/types.js";
@@ -33,9 +33,15 @@ export interface StartContext<C> {
 }
 
 export interface RunningBridge {
-  /** Stop accepting, drain queues, close stores. */
-  stop(): Promise<void>;
+  /**
+   * Stop accepting, drain queues, close stores, within `timeoutMs` when given: the CLI passes
+   * its own shutdown timeout less a margin, after which it exits anyway.
+   */
+  stop(timeoutMs?: number): Promise<void>;
 }
+
+/** Kept back from the CLI's shutdown timeout for logging and exiting after `stop`. */
+const SHUTDOWN_MARGIN_MS = 2_000;
 
 export interface BridgeCliOptions<C extends CoreConfig> {
   /** Program name, used in usage and messages. */
@@ -228,11 +234,13 @@ async function runUntilShutdown<C extends CoreConfig>(
   logger.info({ port, appservice: registration.id }, "Bridge started");
   let dispose = () => {};
   const code = await new Promise<number>((exit) => {
-    dispose = installShutdownHandlers(() => bridge.stop(), {
+    const shutdownTimeoutMs = options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
+    const stopBudgetMs = Math.max(0, shutdownTimeoutMs - Math.min(SHUTDOWN_MARGIN_MS, shutdownTimeoutMs / 5));
+    dispose = installShutdownHandlers(() => bridge.stop(stopBudgetMs), {
       logger,
       exit,
       ...(options.signals && { signals: options.signals }),
-      ...(options.shutdownTimeoutMs !== undefined && { timeoutMs: options.shutdownTimeoutMs }),
+      timeoutMs: shutdownTimeoutMs,
     });
   });
   dispose();

@@ -117,12 +117,13 @@ export class TransactionIngest<T extends IngestibleTransaction = ParsedTransacti
   private readonly lowWaterMark: number;
   private readonly seen: LRUCache<string, SeenTransaction>;
   private state: State = "idle";
-  private stopCalled = false;
   /** Persisting and queueing run one transaction at a time so queue order is persisted order. */
   private serial: Promise<unknown> = Promise.resolve();
-  /** Settles when accepting stops: acknowledgements held back by back-pressure go out then. */
-  private readonly stopping: Promise<void>;
-  private signalStopping: () => void = () => {};
+  /** Acknowledgements held back by back-pressure: released when the queue drains, or on stop. */
+  private readonly heldAcks = new Set<() => void>();
+  /** `stopAccepting` was called (possibly while starting). */
+  private acceptingStopped = false;
+  private stopping: Promise<void> | undefined;
 
   constructor(options: TransactionIngestOptions<T>) {
     this.dispatcher = options.dispatcher;
@@ -136,9 +137,6 @@ export class TransactionIngest<T extends IngestibleTransaction = ParsedTransacti
       Math.max(0, options.lowWaterMark ?? Math.floor(this.maxPendingEvents / 2)),
     );
     this.seen = new LRUCache({ max: Math.max(1, options.txnIdCacheSize ?? 1_000) });
-    this.stopping = new Promise((resolve) => {
-      this.signalStopping = resolve;
-    });
   }
 
   /** Queues what a previous run left pending, then accepts transactions. */
@@ -151,7 +149,8 @@ export class TransactionIngest<T extends IngestibleTransaction = ParsedTransacti
       this.state = "idle";
       throw err;
     }
-    this.state = "running";
+    // A stop that came while starting wins.
+    this.state = this.acceptingStopped ? "stopping" : "running";
   }
 
   /**
@@ -186,13 +185,20 @@ export class TransactionIngest<T extends IngestibleTransaction = ParsedTransacti
    * already running finish (or, with `drain`, every queued event), the rest stays pending in the
    * store for the next start. The stores are not closed: whoever opened them closes them after this.
    */
-  async stop(options: IngestStopOptions = {}): Promise<void> {
-    if (this.state === "stopped" || this.stopCalled) return;
-    this.stopCalled = true;
+  stop(options: IngestStopOptions = {}): Promise<void> {
+    // A second call waits for the first instead of returning while it still drains.
+    this.stopping ??= this.stopOnce(options);
+    return this.stopping;
+  }
+
+  private async stopOnce(options: IngestStopOptions): Promise<void> {
+    if (this.state === "stopped") return;
     const deadline = new Deadline(options.timeoutMs ?? (options.drain ? 30_000 : 10_000));
     this.stopAccepting();
     this.state = "stopping";
-    await this.serial;
+    // A transaction being persisted may wait on a sink that never answers: not past the deadline.
+    if (!(await deadline.within(this.serial)))
+      this.logger.warn("Stopping while a transaction is still being stored; the homeserver will resend it");
     if (options.drain) {
       const drained = await this.dispatcher.drain(deadline.remaining());
       if (!drained)
@@ -208,8 +214,10 @@ export class TransactionIngest<T extends IngestibleTransaction = ParsedTransacti
    * handled after the restart if not before. The first step of {@link stop}, which calls it.
    */
   stopAccepting(): void {
+    this.acceptingStopped = true;
     if (this.state === "running") this.state = "stopping";
-    this.signalStopping();
+    // Each removes itself from the set.
+    for (const release of [...this.heldAcks]) release();
   }
 
   private async persistAndQueue(txnId: string, txn: T, source: TransactionSource | undefined): Promise<void> {
@@ -268,7 +276,14 @@ export class TransactionIngest<T extends IngestibleTransaction = ParsedTransacti
       { depth: this.dispatcher.depth, lowWaterMark: this.lowWaterMark },
       "Event queue full; delaying acknowledgement",
     );
-    await Promise.race([this.dispatcher.waitForDepthAtMost(this.lowWaterMark), this.stopping]);
+    if (this.acceptingStopped) return;
+    await new Promise<void>((resolve) => {
+      const release = () => {
+        if (this.heldAcks.delete(release)) resolve();
+      };
+      this.heldAcks.add(release);
+      void this.dispatcher.waitForDepthAtMost(this.lowWaterMark).then(release);
+    });
   }
 }
 

@@ -104,6 +104,63 @@ describe("Appservice start and stop", () => {
     await stopping;
   });
 
+  it("keeps to its budget while a transaction waits on a sink that never answers", async () => {
+    const as = appservice(async () => {}, {
+      hooks: { onEvent: async () => {}, sink: { onToDevice: () => new Promise(() => {}) } },
+    });
+    await as.start();
+    const body = JSON.stringify({
+      events: [],
+      to_device: [
+        { type: "m.room_key", sender: "@a:test", to_user_id: "@b:test", to_device_id: "D", content: {} },
+      ],
+    });
+    void fetch(`http://127.0.0.1:${as.port}/_matrix/app/v1/transactions/td1`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${HS_TOKEN}`, "content-type": "application/json" },
+      body,
+    }).catch(() => {});
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const started = performance.now();
+    await as.stop(1_500);
+    const took = performance.now() - started;
+    assert.ok(took < 2_500, `stop took ${Math.round(took)} ms with a budget of 1,500`);
+  });
+
+  it("makes a second stop wait for the first, which finishes handling and recording the events", async () => {
+    const handled: string[] = [];
+    const first = appservice(async (event) => {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      handled.push(event.event_id);
+    });
+    await first.start();
+    const events = Array.from({ length: 20 }, (_, i) => roomEvent(`$e${i}`, "!one:test"));
+    assert.equal((await put(first, "t1", events)).status, 200);
+    let firstDone = false;
+    const a = first.stop(5_000).then(() => {
+      firstDone = true;
+    });
+    await first.stop(5_000);
+    assert.equal(firstDone, true, "the second stop resolved before the first had finished");
+    await a;
+    assert.equal(handled.length, 20);
+    const again: string[] = [];
+    const second = appservice(async (event) => {
+      again.push(event.event_id);
+    });
+    await second.start();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.deepEqual(again, [], "events handled before the stop are not handled again");
+  });
+
+  it("stops what a start still under way opens", async () => {
+    const as = appservice(async () => {});
+    const starting = as.start();
+    const stopping = as.stop(2_000);
+    await Promise.allSettled([starting, stopping]);
+    assert.equal(as.port, undefined, "no server left listening");
+  });
+
   it("undoes its start when the port is taken, and closes the stores", async () => {
     const blocker: Server = createServer();
     await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));

@@ -224,6 +224,24 @@ describe("runBridgeCli", () => {
     assert.equal(process.listenerCount(SIGNAL), 0);
   });
 
+  it("gives the bridge's stop its shutdown timeout less a margin, so it ends before the kill", async () => {
+    const config = await writeConfig();
+    const file = tmp.file("reg.yaml");
+    assert.equal(await run(["-c", config, "-r", "-u", "http://h:1", "-f", file]), 0);
+    const budgets: (number | undefined)[] = [];
+    const start = async () => {
+      setImmediate(() => process.emit(SIGNAL, SIGNAL));
+      return {
+        stop: async (timeoutMs?: number) => {
+          budgets.push(timeoutMs);
+        },
+      };
+    };
+    assert.equal(await run(["-c", config, "-f", file], { start }), 0);
+    assert.equal(await run(["-c", config, "-f", file], { start, shutdownTimeoutMs: 5_000 }), 0);
+    assert.deepEqual(budgets, [8_000, 4_000]);
+  });
+
   it("lets -p override the config's port", async () => {
     const config = await writeConfig();
     const file = tmp.file("reg.yaml");

@@ -186,7 +186,9 @@ export function createWebhookRouter(deps: WebhookRouterDeps): Router {
     let bodyRead = false;
     try {
       const hook = await deps.manager.authenticate(ctx.params.hookId ?? "", ctx.params.secret ?? "");
-      const allowed = hook.allowGet ? ["GET", "POST", "PUT"] : ["POST", "PUT"];
+      // A signature covers the body, and a GET has none: its query string would go unsigned, and
+      // one signed header would pass any payload. So a hook that checks signatures takes no GET.
+      const allowed = hook.allowGet && !hook.signature ? ["GET", "POST", "PUT"] : ["POST", "PUT"];
       if (!allowed.includes(ctx.method)) throw new MethodNotAllowedError(ctx.method, allowed);
       const limited = deps.rateLimiter.take(hook.id, hook.rateLimit && toRateLimit(hook.rateLimit));
       if (!limited.allowed) throw new RateLimitedError(limited.retryAfterSeconds);

@@ -319,6 +319,22 @@ describe("webhook routes", () => {
       assert.equal(good.status, 202);
     });
 
+    it("405 for a GET to a hook that checks signatures, even with get=on: a GET has no body to sign", async () => {
+      const signed = makeHook({
+        signature: { scheme: "github" },
+        signingSecret: "signing-key",
+        allowGet: true,
+      });
+      await hooks.put(signed);
+      harness = await serve();
+      const empty = `sha256=${createHmac("sha256", "signing-key").update("").digest("hex")}`;
+      const response = await fetch(url(signed, SECRET, "?text=forged"), {
+        headers: { "x-hub-signature-256": empty },
+      });
+      assert.equal(response.status, 405);
+      assert.equal(response.headers.get("allow"), "POST, PUT");
+    });
+
     it("checks the signature before parsing: an unsigned malformed body is refused for its signature", async () => {
       const signed = makeHook({ signature: { scheme: "github" }, signingSecret: "signing-key" });
       await hooks.put(signed);
