@@ -41,7 +41,10 @@ export interface TransactionStore<E = unknown> extends Closable {
   append(txnId: string, events: readonly E[], options?: AppendOptions): Promise<PendingTransaction<E>>;
   /** Every transaction not yet removed, oldest first. */
   pending(): Promise<PendingTransaction<E>[]>;
-  /** Marks transactions done; unknown sequence numbers are ignored. */
+  /**
+   * Marks transactions done: all their events handled (the journal's replay puts their ids in
+   * the de-duplication window). Unknown sequence numbers are ignored.
+   */
   remove(seqs: readonly number[]): Promise<void>;
   count(): Promise<number>;
 }
@@ -50,6 +53,10 @@ export interface TransactionStore<E = unknown> extends Closable {
  * Handled events and done transactions, recorded together by `ProcessedEventStore.complete`. The
  * ids of a done transaction need not be written: replaying its removal puts its events' ids in the
  * window (the ids of the whole transaction, as every event of it was handled or skipped).
+ *
+ * An event skipped because its id was claimed (another copy still running) counts as handled
+ * here. That holds because an event id belongs to one room, whose events run one at a time: the
+ * copy that claimed it finished before the skipped one was reached.
  */
 export interface Completion {
   /** Transactions all of whose events were handled; unknown ones are ignored. */

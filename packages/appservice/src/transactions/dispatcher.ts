@@ -372,6 +372,7 @@ export class EventDispatcher<E extends DispatchableEvent> {
     // Re-entered when a handler finishes synchronously; the loop below picks its room up again.
     if (this.pumping) return;
     this.pumping = true;
+    this.cachedNow = undefined;
     try {
       while (this.state === "running" && this.active < this.concurrency) {
         if (this.startedThisTurn >= (this.queued > BACKLOG_EVENTS ? PUMP_BUDGET_BACKLOG : PUMP_BUDGET)) {
@@ -476,7 +477,9 @@ export class EventDispatcher<E extends DispatchableEvent> {
     const slot = room.slot;
     slot.item = item;
     if (this.timeoutMs > 0) {
-      slot.deadline = this.now() + this.timeoutMs;
+      // Not the shared reading: it may be older by the synchronous handlers run since, which
+      // would cut this handler's time short.
+      slot.deadline = performance.now() + this.timeoutMs;
       if (!this.watchdog) this.armWatchdog(slot.deadline);
     }
     result.then(slot.fulfilled, slot.rejected);
@@ -542,7 +545,7 @@ export class EventDispatcher<E extends DispatchableEvent> {
       if (timedOut) this.logger.warn(fields, "Event handler timed out; moving on");
       else this.logger.error(fields, "Event handler failed");
     }
-    this.latency.record((this.now() - item.txn.enqueuedAt) / 1000);
+    this.latency.record(Math.max(0, this.now() - item.txn.enqueuedAt) / 1000);
     // After a stop the store may be closed: leave the event pending, to be redone after restart.
     if (this.state !== "stopped") this.eventDone(item.txn, event.event_id, item.claim);
     else if (item.claim !== undefined) this.processed.unclaimSync?.(event.event_id, item.claim);
@@ -636,9 +639,12 @@ export class EventDispatcher<E extends DispatchableEvent> {
     this.doneLooseIds = [];
     this.doneSeqs = [];
     if (this.completes) {
+      // Split now: a transaction that completes during the awaits below has its seq in the next
+      // batch, so its ids in this one must be written, not implied.
+      const completion = splitCompletion(seqs, ids, claims, txns);
       try {
         if (loose.length > 0) await this.processed.addMany(loose);
-        await this.processed.complete?.(splitCompletion(seqs, ids, claims, txns));
+        await this.processed.complete?.(completion);
       } catch (err) {
         this.logger.error(
           { err, events: ids.length + loose.length, transactions: seqs.length },

@@ -334,6 +334,33 @@ for (const engine of engines)
       );
     });
 
+    it("gives a handler its whole timeout even after slow synchronous handlers in the same turn", async () => {
+      const { logger, records } = capturingLogger();
+      const d = dispatcher(
+        (event) => {
+          if (event.event_id === "$slow") {
+            const until = performance.now() + 300;
+            while (performance.now() < until) {}
+            return;
+          }
+          if (event.event_id === "$async") return sleep(50);
+        },
+        { logger, handlerTimeoutMs: 200, roomConcurrency: 1 },
+      );
+      await d.start();
+      await push(d, "t1", [
+        roomEvent("$first", "!a:hs"),
+        roomEvent("$slow", "!b:hs"),
+        roomEvent("$async", "!c:hs"),
+      ]);
+      assert.equal(await d.drain(), true);
+      assert.deepEqual(
+        records.filter((r) => /timed out/.test(String(r.msg))),
+        [],
+        "the async handler took 50 ms of its 200",
+      );
+    });
+
     it("keeps idle rooms for their next events, but not without bound", async () => {
       const seen: string[] = [];
       const d = dispatcher((event) => {
