@@ -100,13 +100,6 @@ export class WebhooksBridge {
       logger,
     });
     const dms = new DirectMessenger({ appservice: this.appservice, logger, renderer: this.renderer });
-    const commands = new WebhookCommands({
-      appservice: this.appservice,
-      manager,
-      renderer: this.renderer,
-      dms,
-      logger,
-    });
     const { avatars } = config.webhooks;
     const poster = new MatrixHookPoster({
       intents: this.appservice.intents,
@@ -127,6 +120,18 @@ export class WebhooksBridge {
       poster,
       logger,
       metrics: this.appservice.metrics,
+    });
+    const commands = new WebhookCommands({
+      appservice: this.appservice,
+      manager,
+      renderer: this.renderer,
+      dms,
+      logger,
+      deadLetters: {
+        list: () => queue.listFailed(),
+        retry: (jobId) => queue.retryFailed(jobId),
+        discard: (jobId) => queue.discardFailed(jobId),
+      },
     });
     this.parts = { store, deliveryKeys, queue, commands, manager };
 

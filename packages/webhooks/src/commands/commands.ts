@@ -1,4 +1,5 @@
 import type { Appservice, Logger, MatrixEvent } from "@trestle/appservice";
+import type { FailedDelivery } from "../delivery/job.js";
 import type { DirectMessenger } from "../dm.js";
 import { HookError } from "../hooks/errors.js";
 import type { HookManager } from "../hooks/hook-manager.js";
@@ -26,6 +27,19 @@ import {
 
 export const DEFAULT_COMMAND_PREFIX = "!webhook";
 
+/** The delivery queue's dead letters, as the `failed`, `retry` and `discard` commands use them. */
+export interface DeadLetters {
+  /** Every dead letter, oldest first; the commands keep the room's own. */
+  list(): Promise<FailedDelivery[]>;
+  /** Queues one again; false if it is not (or no longer) a dead letter. */
+  retry(jobId: string): Promise<boolean>;
+  /** Drops one for good; false if it is not (or no longer) a dead letter. */
+  discard(jobId: string): Promise<boolean>;
+}
+
+/** Dead letters listed in one answer; the rest are counted. */
+const FAILED_SHOWN = 20;
+
 export interface WebhookCommandsOptions {
   appservice: Appservice;
   manager: HookManager;
@@ -34,6 +48,8 @@ export interface WebhookCommandsOptions {
   logger: Logger;
   /** What commands start with (default `!webhook`); matched case-insensitively. */
   commandPrefix?: string;
+  /** Without it, `failed`, `retry` and `discard` answer that there is nothing to show. */
+  deadLetters?: DeadLetters;
 }
 
 type Command<K extends WebhookCommand["kind"]> = Extract<WebhookCommand, { kind: K }>;
@@ -57,8 +73,10 @@ export class WebhookCommands {
   private readonly renderer: Renderer;
   private readonly dms: DirectMessenger;
   private readonly logger: Logger;
+  private readonly deadLetters: DeadLetters | undefined;
 
   constructor(options: WebhookCommandsOptions) {
+    this.deadLetters = options.deadLetters;
     this.appservice = options.appservice;
     this.manager = options.manager;
     this.renderer = options.renderer;
@@ -150,7 +168,67 @@ export class WebhookCommands {
         return this.verify(event, command);
       case "options":
         return this.options(event, command);
+      case "failed":
+        return this.failed(event);
+      case "retry":
+      case "discard":
+        return this.settleFailed(event, command);
     }
+  }
+
+  /** The room's dead letters: id, hook, when, and why. Never their content. */
+  private async failed(event: MatrixEvent): Promise<void> {
+    const failed = await this.roomFailed(event.room_id);
+    if (failed.length === 0) {
+      return this.reply(
+        event,
+        "Every message of this room's webhooks was delivered; none is waiting for you.",
+      );
+    }
+    const names = new Map((await this.manager.list(event.room_id)).map((hook) => [hook.id, hook.name]));
+    const lines = failed.slice(0, FAILED_SHOWN).map((job) => {
+      const hook = names.get(job.hookId);
+      const from = hook === undefined ? "a removed webhook" : bold(hook);
+      const when = new Date(job.receivedAt).toISOString();
+      return `- ${codeSpan(job.id)} from ${from}, received ${when}, ${job.failure.attempts} attempts: ${escapeMarkdown(job.failure.reason)}`;
+    });
+    if (failed.length > FAILED_SHOWN) lines.push(`- …and ${failed.length - FAILED_SHOWN} more`);
+    return this.reply(
+      event,
+      [
+        `Messages that could not be delivered (${failed.length}):`,
+        "",
+        ...lines,
+        "",
+        `${codeSpan(`${this.prefix} retry <id|all>`)} tries again; ${codeSpan(`${this.prefix} discard <id|all>`)} gives up for good.`,
+      ].join("\n"),
+    );
+  }
+
+  private async settleFailed(event: MatrixEvent, command: Command<"retry" | "discard">): Promise<void> {
+    const failed = await this.roomFailed(event.room_id);
+    const targets = command.id === "all" ? failed : failed.filter((job) => job.id === command.id);
+    if (targets.length === 0) {
+      const what = command.id === "all" ? "No message" : `No message ${codeSpan(command.id)}`;
+      return this.reply(event, `${what} of this room's webhooks is waiting to be retried or discarded.`);
+    }
+    const act = (id: string) =>
+      command.kind === "retry" ? this.deadLetters?.retry(id) : this.deadLetters?.discard(id);
+    let done = 0;
+    for (const job of targets) if (await act(job.id)) done++;
+    const verb = command.kind === "retry" ? "Queued again" : "Discarded";
+    const subject =
+      command.id === "all" ? `${done} message${done === 1 ? "" : "s"}` : `message ${codeSpan(command.id)}`;
+    if (done === 0)
+      return this.reply(
+        event,
+        `Nothing changed: ${command.id === "all" ? "they were" : "it was"} settled meanwhile.`,
+      );
+    return this.reply(event, `${verb}: ${subject}.`);
+  }
+
+  private async roomFailed(roomId: string): Promise<FailedDelivery[]> {
+    return ((await this.deadLetters?.list()) ?? []).filter((job) => job.roomId === roomId);
   }
 
   private async list(event: MatrixEvent): Promise<void> {

@@ -14,6 +14,9 @@ const USAGE: Readonly<Record<CommandName, string>> = {
   verify: `\`{p} verify <name> <${SIGNATURE_SCHEMES.join("|")}|off>\` — also check the sender's signature; I send you the signing secret in a direct message`,
   options:
     "`{p} options <name> [key=value…]` — `msgtype=m.text|m.notice`, `get=on|off`, `wait=on|off`, `override=on|off`, `ratelimit=<per minute>/<burst>|default` (no options: show them)",
+  failed: "`{p} failed` — messages of this room's webhooks that could not be delivered",
+  retry: "`{p} retry <id|all>` — try such a message again, behind the room's queued ones",
+  discard: "`{p} discard <id|all>` — give such a message up for good",
   help: "`{p} help [command]` — this text",
 };
 

@@ -90,6 +90,9 @@ export type WebhookCommand =
   | { kind: "verify"; name: string; scheme: SignatureScheme | null }
   /** An empty patch: show the current options. */
   | { kind: "options"; name: string; patch: OptionsPatch }
+  | { kind: "failed" }
+  | { kind: "retry"; id: string }
+  | { kind: "discard"; id: string }
   | { kind: "unknown"; word: string }
   /** The subcommand is known but its arguments are not right. */
   | { kind: "usage"; command: CommandName; problem: string };
@@ -106,6 +109,9 @@ export const COMMAND_NAMES: readonly CommandName[] = [
   "sender",
   "verify",
   "options",
+  "failed",
+  "retry",
+  "discard",
   "help",
 ];
 
@@ -128,6 +134,10 @@ const ALIASES: Readonly<Record<string, CommandName>> = {
   options: "options",
   option: "options",
   set: "options",
+  failed: "failed",
+  undelivered: "failed",
+  retry: "retry",
+  discard: "discard",
 };
 
 /** The command a word names (its name or an alias, any case), if any. */
@@ -207,6 +217,15 @@ export function parseCommand(args: string): WebhookCommand {
         return usage(`"${rest[1]!.value}" is not a scheme: use ${SIGNATURE_SCHEMES.join(", ")} or off`);
       }
       return { kind: "verify", name: rest[0]!.value, scheme };
+    }
+    case "failed":
+      return { kind: "failed" };
+    case "retry":
+    case "discard": {
+      if (rest.length !== 1)
+        return usage(rest.length === 0 ? "Which message? Give its id, or all" : "Give one id, or all");
+      const id = rest[0]!.value;
+      return { kind: command, id: id.toLowerCase() === "all" ? "all" : id };
     }
     case "options": {
       const name = rest[0];

@@ -296,6 +296,15 @@ export class DeliveryQueue {
     return true;
   }
 
+  /** Gives a dead-lettered job up for good: it leaves the store. False if there is none. */
+  async discardFailed(jobId: string): Promise<boolean> {
+    const store = this.requireStore();
+    if (!store.getFailed(jobId)) return false;
+    store.remove(jobId);
+    this.logger.info({ jobId }, "dead-lettered webhook discarded");
+    return true;
+  }
+
   /**
    * Stops starting sends, waits up to `timeoutMs` for those in progress, and closes the store.
    * Jobs not sent stay on disk for the next `start()`; their `done` settles as `pending`.

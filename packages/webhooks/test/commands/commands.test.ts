@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { COMMAND_NAMES, WebhookCommands } from "../../src/commands/index.js";
+import type { FailedDelivery } from "../../src/delivery/job.js";
 import { HOOK_STATE_EVENT } from "../../src/hooks/model.js";
 import {
   ALICE,
@@ -135,7 +136,7 @@ describe("WebhookCommands", () => {
     it("lists every command for a bare prefix or help", async () => {
       for (const text of ["!webhook", "!webhook help"]) {
         const { body } = await command(BOB, text);
-        assert.equal(COMMAND_NAMES.length, 9);
+        assert.equal(COMMAND_NAMES.length, 12);
         for (const sub of COMMAND_NAMES) {
           assert.match(body, new RegExp(`!webhook ${sub}`), `${text} mentions ${sub}`);
         }
@@ -167,6 +168,75 @@ describe("WebhookCommands", () => {
         (await command(ALICE, "!webhook verify ci")).body,
         /^Give the webhook's name and a scheme\. Usage:/,
       );
+    });
+  });
+
+  describe("failed, retry, discard", () => {
+    const failedJob = (id: string, hookId: string, roomId = ROOM): FailedDelivery => ({
+      id,
+      hookId,
+      roomId,
+      seq: 1,
+      receivedAt: Date.UTC(2026, 10, 24, 6, 0, 0),
+      payload: { text: "the secret content" },
+      headers: {},
+      failure: { reason: "The homeserver refused the message: M_FORBIDDEN", attempts: 5, at: 0 },
+    });
+
+    it("says when nothing is waiting", async () => {
+      const { body } = await command(ALICE, "!webhook failed");
+      assert.match(body, /none is waiting/);
+    });
+
+    it("lists the room's undelivered messages by id, hook, time and reason, never their content", async () => {
+      await create("ci");
+      const hook = (await h.manager.list(ROOM)).find((record) => record.name === "ci");
+      assert.ok(hook);
+      h.deadLetters.push(
+        failedJob("job-1", hook.id),
+        failedJob("job-2", "gone-hook"),
+        failedJob("elsewhere", hook.id, "!other:fake.test"),
+      );
+      const { body } = await command(ALICE, "!webhook failed");
+      assert.match(body, /could not be delivered \(2\)/);
+      assert.match(
+        body,
+        /job-1 from ci, received 2026-11-24T06:00:00.000Z, 5 attempts: The homeserver refused the message: M_FORBIDDEN/,
+      );
+      assert.match(body, /job-2 from a removed webhook/);
+      assert.doesNotMatch(body, /elsewhere/, "another room's are not shown");
+      assert.doesNotMatch(body, /secret content/);
+    });
+
+    it("retries one by id and discards the rest, only in this room", async () => {
+      h.deadLetters.push(
+        failedJob("job-1", "h"),
+        failedJob("job-2", "h"),
+        failedJob("job-3", "h"),
+        failedJob("other", "h", "!other:fake.test"),
+      );
+      assert.match((await command(ALICE, "!webhook retry job-2")).body, /Queued again: message job-2\./);
+      assert.match(
+        (await command(ALICE, "!webhook retry nope")).body,
+        /No message nope of this room's webhooks/,
+      );
+      assert.match((await command(ALICE, "!webhook discard all")).body, /Discarded: 2 messages\./);
+      assert.deepEqual(h.settled, ["retry job-2", "discard job-1", "discard job-3"]);
+      assert.deepEqual(
+        h.deadLetters.map((job) => job.id),
+        ["other"],
+      );
+    });
+
+    it("needs the power to manage webhooks", async () => {
+      h.deadLetters.push(failedJob("job-1", "h"));
+      assert.match((await command(BOB, "!webhook discard job-1")).body, /You need power level 50/);
+      assert.match((await command(BOB, "!webhook failed")).body, /You need power level 50/);
+      assert.deepEqual(h.settled, []);
+    });
+
+    it("asks which message when retry or discard has none", async () => {
+      assert.match((await command(ALICE, "!webhook retry")).body, /Which message\? Give its id, or all/);
     });
   });
 

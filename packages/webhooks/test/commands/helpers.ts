@@ -15,6 +15,7 @@ import {
 } from "@trestle/appservice";
 import { type FakeEvent, FakeHomeserver } from "../../../appservice/test/helpers/fake-homeserver.js";
 import { WebhookCommands } from "../../src/commands/index.js";
+import type { FailedDelivery } from "../../src/delivery/job.js";
 import { DirectMessenger } from "../../src/dm.js";
 import { HookManager } from "../../src/hooks/hook-manager.js";
 import { NedbHookStore } from "../../src/hooks/hook-store.js";
@@ -34,6 +35,9 @@ export interface Harness {
   renderer: Renderer;
   dms: DirectMessenger;
   commands: WebhookCommands;
+  /** The dead letters the commands see; `settled` records what `retry`/`discard` did. */
+  deadLetters: FailedDelivery[];
+  settled: string[];
   logger: Logger;
   /** Every log line written so far, as raw JSON text. */
   logText(): string;
@@ -83,7 +87,23 @@ export async function startHarness(): Promise<Harness> {
   const hookStore = await NedbHookStore.open({ inMemory: true, logger });
   const manager = new HookManager({ store: hookStore, appservice, renderer, publicUrl: PUBLIC_URL, logger });
   const dms = new DirectMessenger({ appservice, logger, renderer });
-  const commands = new WebhookCommands({ appservice, manager, renderer, dms, logger });
+  const deadLetters: FailedDelivery[] = [];
+  const settled: string[] = [];
+  const settle = (verb: string) => async (jobId: string) => {
+    const index = deadLetters.findIndex((job) => job.id === jobId);
+    if (index < 0) return false;
+    deadLetters.splice(index, 1);
+    settled.push(`${verb} ${jobId}`);
+    return true;
+  };
+  const commands = new WebhookCommands({
+    appservice,
+    manager,
+    renderer,
+    dms,
+    logger,
+    deadLetters: { list: async () => [...deadLetters], retry: settle("retry"), discard: settle("discard") },
+  });
 
   const room = hs.room(ROOM);
   room.members.set(hs.botUserId, "join");
@@ -107,6 +127,8 @@ export async function startHarness(): Promise<Harness> {
     renderer,
     dms,
     commands,
+    deadLetters,
+    settled,
     logger,
     logText: text,
     close: async () => {

@@ -398,14 +398,20 @@ describe("DeliveryQueue", () => {
       assert.equal(third.queue.depth, 0, "delivered jobs are gone from the store");
     });
 
-    it("keeps dead letters across restarts without resending them", async () => {
+    /** A queue on a fresh data directory whose one job was dead-lettered at its first attempt. */
+    async function withDeadLetter(text: string) {
       const dataDir = await tempDir();
       const kicked = new FakePoster(() => {
         throw forbidden();
       });
       const first = await startQueue(hooks, { dataDir, poster: kicked, retry: { maxPermanentAttempts: 1 } });
-      const { jobId, done } = await first.queue.enqueue(request(hookA, "lost?"));
+      const { jobId, done } = await first.queue.enqueue(request(hookA, text));
       await done;
+      return { dataDir, first, jobId };
+    }
+
+    it("keeps dead letters across restarts without resending them", async () => {
+      const { dataDir, first, jobId } = await withDeadLetter("lost?");
       await first.queue.stop();
       const second = await started({ dataDir });
       assert.equal(second.queue.depth, 0);
@@ -413,6 +419,19 @@ describe("DeliveryQueue", () => {
         (await second.queue.listFailed()).map((f) => f.id),
         [jobId],
       );
+      assert.deepEqual(second.poster.posts, []);
+    });
+
+    it("discards a dead letter for good: gone after a restart, never sent", async () => {
+      const { dataDir, first, jobId } = await withDeadLetter("give up");
+      assert.equal(await first.queue.discardFailed("no-such-job"), false);
+      assert.equal(await first.queue.discardFailed(jobId), true);
+      assert.equal(await first.queue.discardFailed(jobId), false, "only once");
+      assert.deepEqual(await first.queue.listFailed(), []);
+      await first.queue.stop();
+      const second = await started({ dataDir });
+      assert.deepEqual(await second.queue.listFailed(), []);
+      assert.equal(second.queue.depth, 0);
       assert.deepEqual(second.poster.posts, []);
     });
 
