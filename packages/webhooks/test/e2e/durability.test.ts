@@ -6,7 +6,13 @@ import {
   SERVER_NAME,
   useHarness,
 } from "../../../../test/harness/index.js";
-import { createHookByCommand, roomWithBot, startWebhooksStack, type WebhooksStack } from "./stack.js";
+import {
+  commandReply,
+  createHookByCommand,
+  roomWithBot,
+  startWebhooksStack,
+  type WebhooksStack,
+} from "./stack.js";
 
 /**
  * The delivery queue's promise, checked from outside: once a webhook got its 202 it reaches the
@@ -126,7 +132,7 @@ describe("e2e: trestle-webhooks delivery through homeserver outages and bridge c
     stack = await startWebhooksStack(this, harness);
     alice = await harness.user(stack.hs, "alice");
     roomId = await roomWithBot(alice);
-    for (const name of ["outage", "crash", "sigterm", "resume"]) {
+    for (const name of ["outage", "crash", "sigterm", "resume", "banned"]) {
       urls.set(name, await createHookByCommand(alice, roomId, name));
     }
   });
@@ -193,6 +199,39 @@ describe("e2e: trestle-webhooks delivery through homeserver outages and bridge c
     await stack.hs.startProcess();
     await stack.bridge.start();
     await assertDeliveredExactlyOnceInOrder("sigterm", texts, 60_000);
+  });
+
+  it("a webhook whose ghost is banned becomes a dead letter; the room's admin lists it and, after unbanning, retries it into the room", async function () {
+    this.timeout(120_000);
+    await postAll("banned", ["banned 1"]);
+    await waitForBodies("banned", (bodies) => bodies.includes("banned 1"), 30_000);
+    const ban = (action: "ban" | "unban") =>
+      alice.request("POST", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/${action}`, {
+        user_id: ghost("banned"),
+        reason: "e2e",
+      });
+    await ban("ban");
+    await postAll("banned", ["banned 2"]);
+    // Five refused attempts with backoff (1 s, 2 s, 4 s, 8 s): then it is given up on, and kept.
+    let listing = "";
+    const deadline = Date.now() + 60_000;
+    while (!/could not be delivered \(1\)/.test(listing)) {
+      if (Date.now() > deadline) assert.fail(`no dead letter listed; last answer: ${listing}`);
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+      listing = String((await commandReply(alice, roomId, "!webhook failed")).content.body);
+    }
+    assert.match(listing, /from banned, received .* 5 attempts: the homeserver answered 403/);
+    assert.doesNotMatch(listing, /banned 2/, "the listing never shows the message itself");
+
+    await ban("unban");
+    const retried = await commandReply(alice, roomId, "!webhook retry all");
+    assert.match(String(retried.content.body), /Queued again: 1 message\./);
+    const bodies = await waitForBodies("banned", (b) => b.includes("banned 2"), 30_000);
+    assert.deepEqual(bodies, ["banned 1", "banned 2"]);
+    assert.match(
+      String((await commandReply(alice, roomId, "!webhook failed")).content.body),
+      /none is waiting/,
+    );
   });
 
   it("order across the crash: webhooks accepted after the restart queue behind those resumed from before it", async function () {
