@@ -21,6 +21,23 @@ export class WrongSecretError extends HookError {
   }
 }
 
+/**
+ * The hook's stored secret hash cannot be checked (malformed, or made with a pepper the server no
+ * longer has): a fault of the bridge's data, not of the sender, and one a new URL cures.
+ */
+export class HookSecretUnusableError extends HookError {
+  constructor(
+    readonly hookName: string,
+    readonly reason: string,
+  ) {
+    super(
+      500,
+      "TRESTLE_HOOK_MISCONFIGURED",
+      `This webhook's stored secret cannot be checked; a room admin can issue a new URL with "rotate ${hookName}"`,
+    );
+  }
+}
+
 export class HookExistsError extends HookError {
   constructor(name: string) {
     super(409, "TRESTLE_HOOK_EXISTS", `A webhook named "${name}" already exists in this room`);

@@ -7,6 +7,7 @@ import {
   BotLacksPowerError,
   HookExistsError,
   HookNotFoundError,
+  HookSecretUnusableError,
   InvalidHookSettingError,
   UnknownHookError,
   WrongSecretError,
@@ -147,8 +148,18 @@ export class HookManager {
   async authenticate(id: string, secret: string): Promise<HookRecord> {
     const record = await this.options.store.get(id);
     if (!record) throw new UnknownHookError();
-    if (!verifySecret(secret, record.secretHash, { pepper: this.options.pepper }))
-      throw new WrongSecretError();
+    let matches: boolean;
+    try {
+      matches = verifySecret(secret, record.secretHash, { pepper: this.options.pepper });
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      this.options.logger.error(
+        { hook: record.id, roomId: record.roomId, reason },
+        "webhook secret cannot be checked",
+      );
+      throw new HookSecretUnusableError(record.name, reason);
+    }
+    if (!matches) throw new WrongSecretError();
     return record;
   }
 

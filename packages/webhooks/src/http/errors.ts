@@ -5,10 +5,10 @@ export class MethodNotAllowedError extends WebhookError {
   constructor(
     method: string,
     readonly allowed: readonly string[],
-  ) {
-    const hint = allowed.includes("GET")
+    hint = allowed.includes("GET")
       ? ""
-      : "; GET is off for this webhook (a room admin can allow it), as link previews would fire it";
+      : "; GET is off for this webhook (a room admin can allow it), as link previews would fire it",
+  ) {
     super(405, "M_UNRECOGNIZED", `Method ${method} is not allowed here: use ${allowed.join(" or ")}${hint}`);
   }
 }

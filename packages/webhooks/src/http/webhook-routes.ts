@@ -189,7 +189,16 @@ export function createWebhookRouter(deps: WebhookRouterDeps): Router {
       // A signature covers the body, and a GET has none: its query string would go unsigned, and
       // one signed header would pass any payload. So a hook that checks signatures takes no GET.
       const allowed = hook.allowGet && !hook.signature ? ["GET", "POST", "PUT"] : ["POST", "PUT"];
-      if (!allowed.includes(ctx.method)) throw new MethodNotAllowedError(ctx.method, allowed);
+      if (!allowed.includes(ctx.method)) {
+        const signedGet = ctx.method === "GET" && hook.allowGet && hook.signature;
+        throw signedGet
+          ? new MethodNotAllowedError(
+              ctx.method,
+              allowed,
+              "; this webhook checks signatures, and a GET has no body to sign",
+            )
+          : new MethodNotAllowedError(ctx.method, allowed);
+      }
       const limited = deps.rateLimiter.take(hook.id, hook.rateLimit && toRateLimit(hook.rateLimit));
       if (!limited.allowed) throw new RateLimitedError(limited.retryAfterSeconds);
 

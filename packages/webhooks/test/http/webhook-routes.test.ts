@@ -331,8 +331,24 @@ describe("webhook routes", () => {
       const response = await fetch(url(signed, SECRET, "?text=forged"), {
         headers: { "x-hub-signature-256": empty },
       });
-      assert.equal(response.status, 405);
       assert.equal(response.headers.get("allow"), "POST, PUT");
+      assert.match(
+        await expectError(response, 405, "M_UNRECOGNIZED"),
+        /checks signatures, and a GET has no body to sign/,
+      );
+    });
+
+    it("500 naming the cure when the hook's stored secret cannot be checked, not a bare error", async () => {
+      const broken = makeHook({ secretHash: "not-a-hash" });
+      await hooks.put(broken);
+      harness = await serve();
+      const error = await expectError(
+        await postJson(url(broken), { text: "x" }),
+        500,
+        "TRESTLE_HOOK_MISCONFIGURED",
+      );
+      assert.match(error, new RegExp(`rotate ${broken.name}`));
+      assertLogged(/webhook secret cannot be checked/, broken.id);
     });
 
     it("checks the signature before parsing: an unsigned malformed body is refused for its signature", async () => {
