@@ -5,6 +5,7 @@ export * from "./client/index.js";
 export * from "./config/index.js";
 export * from "./errors.js";
 export * from "./intents/index.js";
+export * from "./json.js";
 export * from "./lifecycle/index.js";
 export * from "./logging.js";
 export { registeredMetric } from "./metrics-registry.js";

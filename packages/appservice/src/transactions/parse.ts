@@ -1,8 +1,7 @@
 import { BadJsonError } from "../errors.js";
+import { isJsonObject, type JsonObject } from "../json.js";
 import type { Logger } from "../logging.js";
 import type { DeviceLists, EphemeralEvent, MatrixEvent, ParsedTransaction, ToDeviceEvent } from "./types.js";
-
-type JsonObject = Record<string, unknown>;
 
 /** `unsigned` is optional on the wire; parsing fills it in. */
 type WireRoomEvent = Omit<MatrixEvent, "unsigned"> & { unsigned?: Record<string, unknown> };
@@ -102,7 +101,7 @@ export function parseTransactionDetailed(
   log?: Logger,
   logFields?: Record<string, unknown>,
 ): DetailedParse {
-  if (!isObject(body)) throw new BadJsonError("Transaction body must be a JSON object");
+  if (!isJsonObject(body)) throw new BadJsonError("Transaction body must be a JSON object");
   if (body.events !== undefined && !Array.isArray(body.events)) {
     throw new BadJsonError("Transaction field 'events' must be an array");
   }
@@ -136,10 +135,6 @@ export function parseTransactionDetailed(
   return { txn, eventsAsSent };
 }
 
-function isObject(value: unknown): value is JsonObject {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 function pickFirst(body: JsonObject, keys: readonly string[]): { key: string; value: unknown } {
   for (const key of keys) {
     if (body[key] !== undefined) return { key, value: body[key] };
@@ -149,14 +144,14 @@ function pickFirst(body: JsonObject, keys: readonly string[]): { key: string; va
 
 /** Names the first problem with `value`, or returns undefined when it satisfies `rules`. */
 function findProblem(value: unknown, rules: FieldRules): string | undefined {
-  if (!isObject(value)) return "not a JSON object";
+  if (!isJsonObject(value)) return "not a JSON object";
   for (const { field, kind, optional } of rules) {
     const fieldValue = value[field];
     if (fieldValue === undefined) {
       if (optional) continue;
       return `missing '${field}'`;
     }
-    const ok = kind === "object" ? isObject(fieldValue) : typeof fieldValue === kind;
+    const ok = kind === "object" ? isJsonObject(fieldValue) : typeof fieldValue === kind;
     if (!ok) return `'${field}' is not a ${kind === "object" ? "JSON object" : kind}`;
   }
   return undefined;
@@ -168,7 +163,7 @@ function findProblem(value: unknown, rules: FieldRules): string | undefined {
  * `value[field]` does not. Only says yes or no; {@link findProblem} names the problem.
  */
 function isWellFormedRoomEvent(value: unknown): boolean {
-  if (!isObject(value)) return false;
+  if (!isJsonObject(value)) return false;
   const { state_key: stateKey, content, unsigned } = value;
   return (
     typeof value.type === "string" &&
@@ -176,9 +171,9 @@ function isWellFormedRoomEvent(value: unknown): boolean {
     typeof value.room_id === "string" &&
     typeof value.sender === "string" &&
     (stateKey === undefined || typeof stateKey === "string") &&
-    isObject(content) &&
+    isJsonObject(content) &&
     typeof value.origin_server_ts === "number" &&
-    (unsigned === undefined || isObject(unsigned))
+    (unsigned === undefined || isJsonObject(unsigned))
   );
 }
 
@@ -205,7 +200,7 @@ function parseEvents<T>(raw: unknown, section: string, rules: FieldRules, state:
     }
     state.dropped++;
     // Identify the event without logging its content.
-    const ids = isObject(item) ? { event_id: item.event_id, type: item.type, room_id: item.room_id } : {};
+    const ids = isJsonObject(item) ? { event_id: item.event_id, type: item.type, room_id: item.room_id } : {};
     state.log?.warn(
       { ...state.logFields, field: section, index, problem, ...ids },
       "Dropping malformed event from transaction",
@@ -229,7 +224,7 @@ function stringList(raw: unknown, path: string, state: ParseState): string[] | u
 function parseDeviceLists(picked: { key: string; value: unknown }, state: ParseState): DeviceLists {
   const { key, value } = picked;
   if (value === undefined) return { changed: [], left: [] };
-  if (!isObject(value)) {
+  if (!isJsonObject(value)) {
     warnField(state, key, "not a JSON object");
     return { changed: [], left: [] };
   }
@@ -247,7 +242,7 @@ type Leaf<T> = (value: unknown, path: string, state: ParseState) => T | undefine
 
 function recordOf<T>(leaf: Leaf<T>): Leaf<Record<string, T>> {
   return (value, path, state) => {
-    if (!isObject(value)) return undefined;
+    if (!isJsonObject(value)) return undefined;
     const entries: [string, T][] = [];
     for (const [key, entry] of Object.entries(value)) {
       const parsed = leaf(entry, `${path}.${key}`, state);

@@ -3,6 +3,8 @@ import { rename } from "node:fs/promises";
 import path from "node:path";
 import {
   AppendFile,
+  isJsonObject,
+  type JsonObject,
   type Logger,
   parseRecordLine,
   readLines,
@@ -42,8 +44,6 @@ interface StoredJob {
   job: DeliveryJob | undefined;
   failure: DeliveryFailure | undefined;
 }
-
-type JsonObject = Record<string, unknown>;
 
 /**
  * The delivery queue's persistence: one append-only journal, `<dataDir>/deliveries.journal`, one
@@ -262,7 +262,7 @@ export class DeliveryJournal {
     if (!record) return false;
     switch (record.op) {
       case "job": {
-        if (!isObject(record.job) || !isJobShape(record.job)) return false;
+        if (!isJsonObject(record.job) || !isJobShape(record.job)) return false;
         const job = toJob(record.job);
         this.jobs.set(job.id, {
           id: job.id,
@@ -337,21 +337,17 @@ function isJobShape(raw: JsonObject): boolean {
     typeof raw.roomId === "string" &&
     isSeq(raw.seq) &&
     typeof raw.receivedAt === "number" &&
-    isObject(raw.headers)
+    isJsonObject(raw.headers)
   );
 }
 
 function isFailure(value: unknown): value is DeliveryFailure {
   return (
-    isObject(value) &&
+    isJsonObject(value) &&
     typeof value.reason === "string" &&
     typeof value.attempts === "number" &&
     typeof value.at === "number"
   );
-}
-
-function isObject(value: unknown): value is JsonObject {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function isSeq(value: unknown): value is number {

@@ -1,4 +1,4 @@
-import { BadJsonError, MatrixError } from "@trestle/appservice";
+import { BadJsonError, isJsonObject, type JsonObject, MatrixError } from "@trestle/appservice";
 import {
   avatarUrlProblem,
   displayNameProblem,
@@ -67,14 +67,8 @@ const SETTINGS_FIELDS = [
 
 const USER_ID = /^@[^:\s]+:\S+$/;
 
-type JsonObject = Record<string, unknown>;
-
-function isObject(value: unknown): value is JsonObject {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 function expectObject(value: unknown, what: string, allowed: readonly string[]): JsonObject {
-  if (!isObject(value)) throw new BadJsonError(`${what} must be a JSON object`);
+  if (!isJsonObject(value)) throw new BadJsonError(`${what} must be a JSON object`);
   const unknown = Object.keys(value).find((key) => !allowed.includes(key));
   if (unknown !== undefined) {
     throw new BadJsonError(

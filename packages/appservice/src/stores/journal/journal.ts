@@ -1,4 +1,5 @@
 import path from "node:path";
+import { isJsonObject, type JsonObject } from "../../json.js";
 import type { Logger } from "../../logging.js";
 import { StoreClosedError, StoreCorruptError, StoreError, StoreValueError } from "../errors.js";
 import { toJson } from "../nedb/file.js";
@@ -68,8 +69,6 @@ interface PendingEntry<E> {
    */
   events: E[] | undefined;
 }
-
-type JsonObject = Record<string, unknown>;
 
 /**
  * The durable queue between acknowledging a transaction and handling its events, and the window
@@ -466,12 +465,8 @@ function contentText(content: Content): string {
 /** A transaction record's events: its `events`, or the `events` of its verbatim `body`. */
 function eventsOf(record: JsonObject): unknown[] | undefined {
   if (Array.isArray(record.events)) return record.events;
-  if (isObject(record.body) && Array.isArray(record.body.events)) return record.body.events;
+  if (isJsonObject(record.body) && Array.isArray(record.body.events)) return record.body.events;
   return undefined;
-}
-
-function isObject(value: unknown): value is JsonObject {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function isIdList(value: unknown): value is string[] {
