@@ -106,7 +106,13 @@ export function parseTransactionDetailed(
     throw new BadJsonError("Transaction field 'events' must be an array");
   }
   const state: ParseState = { log, logFields, dropped: 0 };
-  const wire = parseEvents<WireRoomEvent>(body.events, "events", ROOM_EVENT_RULES, state);
+  const wire = parseEvents<WireRoomEvent>(
+    body.events,
+    "events",
+    ROOM_EVENT_RULES,
+    state,
+    isWellFormedRoomEvent,
+  );
   let eventsAsSent = state.dropped === 0;
   const events = wire as MatrixEvent[];
   for (let i = 0; i < wire.length; i++) {
@@ -177,7 +183,17 @@ function isWellFormedRoomEvent(value: unknown): boolean {
   );
 }
 
-function parseEvents<T>(raw: unknown, section: string, rules: FieldRules, state: ParseState): T[] {
+/**
+ * The entries of `raw` that satisfy `rules`; the others are dropped, counted and logged.
+ * `wellFormed`, when given, answers the common case first without naming a problem.
+ */
+function parseEvents<T>(
+  raw: unknown,
+  section: string,
+  rules: FieldRules,
+  state: ParseState,
+  wellFormed?: (value: unknown) => boolean,
+): T[] {
   if (raw === undefined) return [];
   if (!Array.isArray(raw)) {
     state.log?.warn(
@@ -189,7 +205,7 @@ function parseEvents<T>(raw: unknown, section: string, rules: FieldRules, state:
   const valid: T[] = [];
   for (let index = 0; index < raw.length; index++) {
     const item: unknown = raw[index];
-    if (rules === ROOM_EVENT_RULES && isWellFormedRoomEvent(item)) {
+    if (wellFormed?.(item)) {
       valid.push(item as T);
       continue;
     }

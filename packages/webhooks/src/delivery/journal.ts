@@ -97,7 +97,11 @@ export class DeliveryJournal {
       for (const job of pending) journal.put(job, undefined, jobRecord(job));
       for (const { failure, ...job } of failed) journal.put(job, failure, jobRecord(job));
     }
-    journal.file = await AppendFile.create(filename, journal.snapshot(), options.logger);
+    journal.file = await AppendFile.create(
+      filename,
+      { afterBytes: journal.compactAfterBytes, snapshot: () => journal.snapshot() },
+      options.logger,
+    );
     if (importLegacy) {
       // Only now: the journal holding its jobs is complete on disk. A crash before this rename
       // leaves both files, and the journal wins on the next open.
@@ -192,7 +196,7 @@ export class DeliveryJournal {
 
   /** Rewrites the file to the live jobs. A failure is logged: the old file is still whole. */
   async compact(): Promise<void> {
-    if (!this.closed) await this.file?.compact(() => this.snapshot());
+    if (!this.closed) await this.file?.compact();
   }
 
   /** Lists a job; `record` is its `job` line, unused in memory-only mode. */
@@ -223,10 +227,7 @@ export class DeliveryJournal {
   }
 
   private write(record: string): void {
-    const file = this.file;
-    if (!file) return;
-    file.append(record);
-    if (file.grownBytes >= this.compactAfterBytes) file.startCompaction(() => this.snapshot());
+    this.file?.append(record);
   }
 
   private snapshot(): string {

@@ -20,6 +20,14 @@ import { StoreClosedError, StoreError } from "../errors.js";
  */
 export type Content = string | readonly (string | Uint8Array)[];
 
+/** When and to what an {@link AppendFile} rewrites itself. */
+export interface CompactionPolicy {
+  /** Compact once the file has grown this much since it was opened or last compacted. */
+  afterBytes: number;
+  /** The live state, as the file's new content. */
+  snapshot: () => Content;
+}
+
 /**
  * An append-only file of newline-terminated records, kept open for the life of the process.
  *
@@ -33,6 +41,7 @@ export type Content = string | readonly (string | Uint8Array)[];
  * - `replace` swaps in a new content (compaction): it is written to a temp file and fsynced off the
  *   event loop while appends go on; those appends are copied after it, and it is renamed over the
  *   file. A crash at any point leaves either the old file or the new one, both complete.
+ * - An append that takes the file past its {@link CompactionPolicy} starts a compaction.
  */
 export class AppendFile {
   private fd: number;
@@ -49,19 +58,26 @@ export class AppendFile {
     readonly filename: string,
     fd: number,
     private readonly logger: Logger,
+    private readonly policy: CompactionPolicy,
   ) {
     this.fd = fd;
     this.size = fstatSync(fd).size;
     this.compactedSize = this.size;
   }
 
-  /** Writes `content` as the whole file (temp file, fsync, rename) and opens it for appending. */
-  static async create(filename: string, content: Content, logger: Logger): Promise<AppendFile> {
+  /**
+   * Writes `policy.snapshot()` as the whole file (temp file, fsync, rename) and opens it for
+   * appending.
+   */
+  static async create(filename: string, policy: CompactionPolicy, logger: Logger): Promise<AppendFile> {
     await mkdir(path.dirname(filename), { recursive: true });
-    await writeDurably(`${filename}.tmp`, content);
+    await writeDurably(`${filename}.tmp`, policy.snapshot());
     renameSync(`${filename}.tmp`, filename);
     await fsyncDirectory(path.dirname(filename));
-    return new AppendFile(filename, openSync(filename, "a"), logger);
+    return new AppendFile(filename, openSync(filename, "a"), logger, {
+      afterBytes: Math.max(1, policy.afterBytes),
+      snapshot: policy.snapshot,
+    });
   }
 
   get bytes(): number {
@@ -78,12 +94,12 @@ export class AppendFile {
   }
 
   /**
-   * Starts replacing the content with `snapshot()` (see {@link replace}), unless a replacement is
-   * already running; call it right after an append, before applying that append in memory. A
-   * failure is logged, not thrown: the old file is still whole.
+   * Starts replacing the content with the policy's snapshot (see {@link replace}), unless a
+   * replacement is already running. A failure is logged, not thrown: the old file is still whole.
    */
-  startCompaction(snapshot: () => Content): void {
+  private startCompaction(): void {
     if (this.closed || this.broken || this.compaction) return;
+    const { snapshot } = this.policy;
     // `snapshot` is taken on the next microtask, not now: the caller is usually inside a write
     // whose in-memory effect (the record just appended) it has not applied yet, and a snapshot
     // taken before that would leave the record out of the new file.
@@ -105,14 +121,17 @@ export class AppendFile {
       });
   }
 
-  /** Compacts to `snapshot()` after any compaction already running, which may predate the last appends. */
-  async compact(snapshot: () => Content): Promise<void> {
+  /** Compacts now, after any compaction already running, which may predate the last appends. */
+  async compact(): Promise<void> {
     await this.compaction;
-    this.startCompaction(snapshot);
+    this.startCompaction();
     await this.compaction;
   }
 
-  /** Appends one record; `record` must end with "\n" and contain no other newline. */
+  /**
+   * Appends one record; `record` must end with "\n" and contain no other newline. Call it before
+   * applying the record in memory: a compaction it sets off snapshots on the next microtask.
+   */
   append(record: Content): void {
     if (this.closed) throw new StoreClosedError(path.basename(this.filename));
     if (this.broken)
@@ -129,6 +148,7 @@ export class AppendFile {
       if (typeof record === "string") this.tail.push(record);
       else for (const piece of record) this.tail.push(piece);
     }
+    if (this.grownBytes >= this.policy.afterBytes) this.startCompaction();
   }
 
   /**

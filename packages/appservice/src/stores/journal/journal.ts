@@ -139,7 +139,11 @@ export class TransactionJournal<E = unknown> implements TransactionStore<E> {
     }
     journal.applySeed(options.seed);
     // Rewriting on open drops a torn tail before anything is appended after it.
-    journal.file = await AppendFile.create(filename, journal.snapshot(), logger);
+    journal.file = await AppendFile.create(
+      filename,
+      { afterBytes: journal.compactAfterBytes, snapshot: () => journal.snapshot() },
+      logger,
+    );
     return journal;
   }
 
@@ -183,7 +187,7 @@ export class TransactionJournal<E = unknown> implements TransactionStore<E> {
    * the last writes). Errors are logged, not thrown: a failed compaction loses nothing.
    */
   async compact(): Promise<void> {
-    if (!this.closed) await this.file?.compact(() => this.snapshot());
+    if (!this.closed) await this.file?.compact();
   }
 
   /** Compacts, closes the file and refuses further use. Idempotent; closes `processedEvents` too. */
@@ -263,10 +267,7 @@ export class TransactionJournal<E = unknown> implements TransactionStore<E> {
   }
 
   private write(record: Content): void {
-    const file = this.file;
-    if (!file) return;
-    file.append(record);
-    if (file.grownBytes >= this.compactAfterBytes) file.startCompaction(() => this.snapshot());
+    this.file?.append(record);
   }
 
   /** The live state as journal content. */
