@@ -61,12 +61,8 @@ export interface TransactionStore<E = unknown> extends Closable {
 export interface Completion {
   /** Transactions all of whose events were handled; unknown ones are ignored. */
   seqs: readonly number[];
-  /** Claimed ids handled in transactions not all done yet: written. */
+  /** Committed ids (`commitSync`) handled in transactions not all done yet: written. */
   ids: readonly string[];
-  claims: readonly IdClaim[];
-  /** Claimed ids handled in done transactions (in `seqs`, or removed before): not written. */
-  coveredIds: readonly string[];
-  coveredClaims: readonly IdClaim[];
 }
 
 /** What `ProcessedEventStore.claimSync` returns for an id it reserved: handed back with the id. */
@@ -84,17 +80,23 @@ export interface ProcessedEventStore extends Closable {
    */
   hasSync?(eventId: string): boolean;
   /**
-   * Optional, with `unclaimSync` and `addClaimed`, for stores that keep the window in memory:
-   * checks and reserves an id being handled in one step. Returns the claim, or undefined when the
-   * id was handled (in the window) or is already claimed. While claimed, `has` answers true;
-   * nothing is persisted until `addClaimed`. The dispatcher then needs no set of its own for
-   * handled, unwritten ids.
+   * Optional, with `unclaimSync`, `commitSync` and `addClaimed`, for stores that keep the window
+   * in memory: checks and reserves an id being handled in one step. Returns the claim, or
+   * undefined when the id was handled (in the window) or is already claimed. While claimed, `has`
+   * answers true, but the id is not persisted: a crash forgets it, and its event is handled again.
+   * The dispatcher then needs no set of its own for handled, unwritten ids.
    */
   claimSync?(eventId: string): IdClaim | undefined;
   /** Gives back a claim whose event will not be recorded as handled (its handler never finished). */
   unclaimSync?(eventId: string, claim: IdClaim): void;
-  /** Persists claimed ids as handled: `addMany` for ids taken with `claimSync`, each with its claim. */
-  addClaimed?(eventIds: readonly string[], claims: readonly IdClaim[]): Promise<void>;
+  /**
+   * Marks a claimed id handled, in memory, when its handler has finished: from then on it is
+   * persisted with the window (a compaction may write it before `addClaimed` or `complete` does,
+   * which is right, as its event was handled). One write into the claim's slot, no lookup.
+   */
+  commitSync?(eventId: string, claim: IdClaim): void;
+  /** Persists ids already marked handled with `commitSync`. */
+  addClaimed?(eventIds: readonly string[]): Promise<void>;
   /**
    * Optional, with `complete`: whether this store keeps its ids in the same journal as
    * `transactions`, so that one write can record handled ids and remove done transactions.

@@ -74,6 +74,12 @@ const BACKLOG_EVENTS = 2_000;
  * what the dispatch path allocated. Past this many idle rooms, the idle ones are dropped.
  */
 const IDLE_ROOMS_KEPT = 1_000;
+/**
+ * The watchdog looks at running handlers this many times per handler timeout, and abandons one
+ * it has seen running for that many looks: after the timeout, and at most an eighth more. Handlers
+ * carry no deadline of their own, so starting one reads no clock.
+ */
+const WATCHDOG_TICKS = 8;
 
 /** A queued transaction's progress: its events share this object. */
 interface TxnProgress {
@@ -84,16 +90,11 @@ interface TxnProgress {
   enqueuedAt: number;
 }
 
-interface QueuedEvent<E> {
-  event: E;
-  txn: TxnProgress;
-  /** Its id's claim in the processed store (`claimSync`): recorded at completion, or given back. */
-  claim: IdClaim | undefined;
-}
-
 interface RoomQueue<E> {
   id: string;
-  queue: Fifo<QueuedEvent<E>>;
+  /** Queued events, and at the same positions in `txns` the transaction of each. */
+  events: Fifo<E>;
+  txns: Fifo<TxnProgress>;
   /** An event of this room is being handled. */
   active: boolean;
   /** Listed in `ready`. */
@@ -109,9 +110,15 @@ interface RoomQueue<E> {
  * handler's `then` costs no closures; a slot whose handler timed out is retired with it.
  */
 class HandlerSlot<E> {
-  item: QueuedEvent<E> | undefined;
-  /** `performance.now()` after which the handler is abandoned. */
-  deadline = 0;
+  /** The event whose handler is running, its transaction and its id's claim (`claimSync`). */
+  event: E | undefined;
+  txn: TxnProgress | undefined;
+  claim: IdClaim | undefined;
+  /** Handlers started in this slot; the watchdog tells a new one from one it saw before. */
+  runs = 0;
+  /** `runs` when the watchdog last looked, and how many of its ticks that handler has run for. */
+  seenRuns = 0;
+  ticksSeen = 0;
   /** Its handler timed out; whatever it does later is only logged. */
   abandoned = false;
   readonly fulfilled: () => void;
@@ -137,8 +144,8 @@ type State = "idle" | "starting" | "running" | "stopping" | "stopped";
  * batches, the processed event ids before the removal of their transactions, so a crash between
  * the two writes only leaves transactions whose events are then skipped as duplicates.
  *
- * The per-event path allocates no timer and, when the processed store answers synchronously
- * (`hasSync`) and the handler is synchronous or returns a promise, only the handler's own promise:
+ * The per-event path allocates no timer, reads no clock and, when the processed store claims ids
+ * synchronously (`claimSync`), allocates nothing but the handler's own promise and its reaction:
  * one watchdog timer covers every running handler's timeout, and counters are batched.
  */
 export class EventDispatcher<E extends DispatchableEvent> {
@@ -176,7 +183,7 @@ export class EventDispatcher<E extends DispatchableEvent> {
   /** Events started since the last scheduled pump; see {@link PUMP_BUDGET}. */
   private startedThisTurn = 0;
   private watchdog: NodeJS.Timeout | undefined;
-  private watchdogDeadline = 0;
+  private readonly watchdogTick = () => this.checkRunningHandlers();
   private readonly settleSlot = (slot: HandlerSlot<E>, failed: boolean, err: unknown) =>
     this.settle(slot, failed, err);
   /** See {@link now}. */
@@ -191,8 +198,7 @@ export class EventDispatcher<E extends DispatchableEvent> {
   private readonly unflushed = new Set<string>();
   /** Handled ids to record: claimed ones when the store claims (`addClaimed`), else all (`addMany`). */
   private doneIds: string[] = [];
-  /** With a claiming store, the claim and the transaction of each of `doneIds`, at the same index. */
-  private doneClaims: IdClaim[] = [];
+  /** With a store that `complete`s, the transaction of each of `doneIds`, at the same index. */
   private doneTxns: TxnProgress[] = [];
   /** With a claiming store, handled ids it failed to claim (the lookup threw): recorded with `addMany`. */
   private doneLooseIds: string[] = [];
@@ -208,7 +214,12 @@ export class EventDispatcher<E extends DispatchableEvent> {
     this.metrics = createDispatchMetrics(options.registry ?? new Registry());
     this.latency = new LatencyRecorder(this.metrics.latency);
     const processed = this.processed;
-    this.claims = !!(processed.claimSync && processed.unclaimSync && processed.addClaimed);
+    this.claims = !!(
+      processed.claimSync &&
+      processed.unclaimSync &&
+      processed.commitSync &&
+      processed.addClaimed
+    );
     this.completes =
       this.claims && !!processed.complete && !!processed.sharesJournalWith?.(options.transactions);
     this.concurrency = Math.max(1, options.roomConcurrency ?? 16);
@@ -268,7 +279,8 @@ export class EventDispatcher<E extends DispatchableEvent> {
       if (!room) {
         room = {
           id: event.room_id,
-          queue: new Fifo(),
+          events: new Fifo(),
+          txns: new Fifo(),
           active: false,
           ready: false,
           idle: false,
@@ -276,7 +288,8 @@ export class EventDispatcher<E extends DispatchableEvent> {
         };
         this.rooms.set(event.room_id, room);
       }
-      room.queue.push({ event, txn: progress, claim: undefined });
+      room.events.push(event);
+      room.txns.push(progress);
       if (room.idle) {
         room.idle = false;
         this.idleRooms -= 1;
@@ -372,7 +385,6 @@ export class EventDispatcher<E extends DispatchableEvent> {
     // Re-entered when a handler finishes synchronously; the loop below picks its room up again.
     if (this.pumping) return;
     this.pumping = true;
-    this.cachedNow = undefined;
     try {
       while (this.state === "running" && this.active < this.concurrency) {
         if (this.startedThisTurn >= (this.queued > BACKLOG_EVENTS ? PUMP_BUDGET_BACKLOG : PUMP_BUDGET)) {
@@ -388,12 +400,13 @@ export class EventDispatcher<E extends DispatchableEvent> {
         const room = this.ready.shift();
         if (!room) break;
         room.ready = false;
-        const item = room.queue.shift();
-        if (!item) continue;
+        const event = room.events.shift();
+        const txn = room.txns.shift();
+        if (event === undefined || txn === undefined) continue;
         this.queued -= 1;
         this.active += 1;
         room.active = true;
-        this.begin(room, item);
+        this.begin(room, event, txn);
       }
     } finally {
       this.pumping = false;
@@ -401,36 +414,33 @@ export class EventDispatcher<E extends DispatchableEvent> {
   }
 
   /** Checks for a duplicate, then runs the handler. */
-  private begin(room: RoomQueue<E>, item: QueuedEvent<E>): void {
-    const eventId = item.event.event_id;
+  private begin(room: RoomQueue<E>, event: E, txn: TxnProgress): void {
+    const eventId = event.event_id;
     if (this.claims) {
       // Ids handled after a failed claim (see `lookupFailed`) are only in `unflushed`.
       if (this.unflushed.size > 0 && this.unflushed.has(eventId)) {
-        this.skipDuplicate(room, item);
+        this.skipDuplicate(room, event, txn);
         return;
       }
       let claim: IdClaim | undefined;
       try {
         claim = (this.processed.claimSync as (id: string) => IdClaim | undefined)(eventId);
       } catch (err) {
-        this.lookupFailed(err, room, item);
+        this.lookupFailed(err, room, event, txn);
         return;
       }
-      if (claim === undefined) this.skipDuplicate(room, item);
-      else {
-        item.claim = claim;
-        this.run(room, item);
-      }
+      if (claim === undefined) this.skipDuplicate(room, event, txn);
+      else this.run(room, event, txn, claim);
       return;
     }
     if (this.unflushed.has(eventId)) {
-      this.skipDuplicate(room, item);
+      this.skipDuplicate(room, event, txn);
       return;
     }
     if (!this.processed.hasSync) {
       this.processed.has(eventId).then(
-        (handled) => (handled ? this.skipDuplicate(room, item) : this.run(room, item)),
-        (err: unknown) => this.lookupFailed(err, room, item),
+        (handled) => (handled ? this.skipDuplicate(room, event, txn) : this.run(room, event, txn, undefined)),
+        (err: unknown) => this.lookupFailed(err, room, event, txn),
       );
       return;
     }
@@ -438,105 +448,114 @@ export class EventDispatcher<E extends DispatchableEvent> {
     try {
       handled = this.processed.hasSync(eventId);
     } catch (err) {
-      this.lookupFailed(err, room, item);
+      this.lookupFailed(err, room, event, txn);
       return;
     }
-    if (handled) this.skipDuplicate(room, item);
-    else this.run(room, item);
+    if (handled) this.skipDuplicate(room, event, txn);
+    else this.run(room, event, txn, undefined);
   }
 
-  private lookupFailed(err: unknown, room: RoomQueue<E>, item: QueuedEvent<E>): void {
+  private lookupFailed(err: unknown, room: RoomQueue<E>, event: E, txn: TxnProgress): void {
     // Handling twice beats dropping: the handler is the lesser risk.
-    const eventId = item.event.event_id;
-    this.logger.error({ err, eventId }, "Processed-event lookup failed; handling the event anyway");
-    this.run(room, item);
+    this.logger.error(
+      { err, eventId: event.event_id },
+      "Processed-event lookup failed; handling the event anyway",
+    );
+    this.run(room, event, txn, undefined);
   }
 
-  private skipDuplicate(room: RoomQueue<E>, item: QueuedEvent<E>): void {
+  private skipDuplicate(room: RoomQueue<E>, event: E, txn: TxnProgress): void {
     this.metrics.duplicates.inc();
-    const { event_id: eventId, room_id: roomId } = item.event;
-    this.logger.debug({ eventId, roomId }, "Skipping already handled event");
-    this.eventDone(item.txn, undefined, undefined);
+    this.logger.debug({ eventId: event.event_id, roomId: event.room_id }, "Skipping already handled event");
+    this.eventDone(txn, undefined, undefined);
     this.release(room);
   }
 
-  private run(room: RoomQueue<E>, item: QueuedEvent<E>): void {
+  private run(room: RoomQueue<E>, event: E, txn: TxnProgress, claim: IdClaim | undefined): void {
     this.dispatchedSinceFlush += 1;
     let result: unknown;
     try {
-      result = this.handler(item.event);
+      result = this.handler(event);
     } catch (err) {
-      this.finish(room, item, true, err);
+      this.finish(room, event, txn, claim, true, err);
       return;
     }
     if (!isPromiseLike(result)) {
-      this.finish(room, item, false, undefined);
+      this.finish(room, event, txn, claim, false, undefined);
       return;
     }
     room.slot ??= new HandlerSlot(room, this.settleSlot);
     const slot = room.slot;
-    slot.item = item;
-    if (this.timeoutMs > 0) {
-      // Not the shared reading: it may be older by the synchronous handlers run since, which
-      // would cut this handler's time short.
-      slot.deadline = performance.now() + this.timeoutMs;
-      if (!this.watchdog) this.armWatchdog(slot.deadline);
-    }
+    slot.event = event;
+    slot.txn = txn;
+    slot.claim = claim;
+    slot.runs += 1;
+    if (this.timeoutMs > 0 && !this.watchdog) this.armWatchdog();
     result.then(slot.fulfilled, slot.rejected);
   }
 
   private settle(slot: HandlerSlot<E>, failed: boolean, err: unknown): void {
-    const item = slot.item;
-    if (!item) return;
+    const { event, txn } = slot;
+    if (event === undefined || txn === undefined) return;
     if (slot.abandoned) {
       // Timed out earlier; its room has long moved on.
-      const eventId = item.event.event_id;
+      const eventId = event.event_id;
       if (failed) this.logger.error({ err, eventId }, "Timed-out event handler failed after all");
       else this.logger.info({ eventId }, "Timed-out event handler finished after all");
       return;
     }
-    slot.item = undefined;
-    this.finish(slot.room, item, failed, err);
+    slot.event = undefined;
+    slot.txn = undefined;
+    this.finish(slot.room, event, txn, slot.claim, failed, err);
   }
 
   /**
-   * One timer for every handler's timeout, instead of one per event: armed for the earliest
-   * deadline, it abandons what is overdue and re-arms for the next.
+   * One timer for every handler's timeout, instead of one per event: it ticks
+   * {@link WATCHDOG_TICKS} times per timeout while handlers run.
    */
-  private armWatchdog(deadline: number): void {
-    if (this.state === "stopped") return;
-    this.watchdogDeadline = deadline;
-    this.watchdog = setTimeout(() => this.expire(), Math.max(0, deadline - performance.now()));
+  private armWatchdog(): void {
+    if (this.state === "stopped" || this.watchdog) return;
+    this.watchdog = setTimeout(this.watchdogTick, Math.max(1, this.timeoutMs / WATCHDOG_TICKS));
     // It may outlive the handler it was armed for; it must not keep a finished process alive.
     this.watchdog.unref();
   }
 
-  private expire(): void {
+  /** Abandons handlers seen running for a whole timeout's worth of ticks. */
+  private checkRunningHandlers(): void {
     this.watchdog = undefined;
-    const now = performance.now();
-    let next = Number.POSITIVE_INFINITY;
+    let running = false;
     // Rooms with a running handler are always listed: only idle rooms are ever dropped.
     for (const room of [...this.rooms.values()]) {
       const slot = room.slot;
-      if (!room.active || !slot?.item) continue;
-      if (slot.deadline > now) {
-        next = Math.min(next, slot.deadline);
+      if (!room.active || slot?.event === undefined || slot.txn === undefined) continue;
+      if (slot.seenRuns !== slot.runs) {
+        // Started since the last tick: its time counts from now, so it never gets less than its due.
+        slot.seenRuns = slot.runs;
+        slot.ticksSeen = 0;
+        running = true;
+        continue;
+      }
+      slot.ticksSeen += 1;
+      if (slot.ticksSeen < WATCHDOG_TICKS) {
+        running = true;
         continue;
       }
       slot.abandoned = true;
       room.slot = undefined;
-      this.finish(room, slot.item, true, new HandlerTimeoutError(this.timeoutMs));
+      this.finish(room, slot.event, slot.txn, slot.claim, true, new HandlerTimeoutError(this.timeoutMs));
     }
-    // A handler started during the loop above may have armed the timer for its own, later
-    // deadline: the earliest one wins.
-    if (next < Number.POSITIVE_INFINITY && (!this.watchdog || next < this.watchdogDeadline)) {
-      if (this.watchdog) clearTimeout(this.watchdog);
-      this.armWatchdog(next);
-    }
+    // Handlers started by the loop above armed it already.
+    if (running) this.armWatchdog();
   }
 
-  private finish(room: RoomQueue<E>, item: QueuedEvent<E>, failed: boolean, err: unknown): void {
-    const { event } = item;
+  private finish(
+    room: RoomQueue<E>,
+    event: E,
+    txn: TxnProgress,
+    claim: IdClaim | undefined,
+    failed: boolean,
+    err: unknown,
+  ): void {
     if (failed) {
       const timedOut = err instanceof HandlerTimeoutError;
       this.metrics.failures.inc({ reason: timedOut ? "timeout" : "error" });
@@ -545,10 +564,10 @@ export class EventDispatcher<E extends DispatchableEvent> {
       if (timedOut) this.logger.warn(fields, "Event handler timed out; moving on");
       else this.logger.error(fields, "Event handler failed");
     }
-    this.latency.record(Math.max(0, this.now() - item.txn.enqueuedAt) / 1000);
+    this.latency.record(Math.max(0, this.now() - txn.enqueuedAt) / 1000);
     // After a stop the store may be closed: leave the event pending, to be redone after restart.
-    if (this.state !== "stopped") this.eventDone(item.txn, event.event_id, item.claim);
-    else if (item.claim !== undefined) this.processed.unclaimSync?.(event.event_id, item.claim);
+    if (this.state !== "stopped") this.eventDone(txn, event.event_id, claim);
+    else if (claim !== undefined) this.processed.unclaimSync?.(event.event_id, claim);
     this.release(room);
   }
 
@@ -561,7 +580,7 @@ export class EventDispatcher<E extends DispatchableEvent> {
   private release(room: RoomQueue<E>): void {
     room.active = false;
     this.active -= 1;
-    if (room.queue.length > 0) {
+    if (room.events.length > 0) {
       if (this.state === "running") {
         room.ready = true;
         this.ready.push(room);
@@ -590,12 +609,13 @@ export class EventDispatcher<E extends DispatchableEvent> {
 
   private eventDone(txn: TxnProgress, handledId: string | undefined, claim: IdClaim | undefined): void {
     if (handledId !== undefined) {
-      // A claimed id is already seen by de-duplication; any other must be, until it is written.
       if (claim !== undefined) {
+        // Handled, so remembered from now on (see `commitSync`); written with the next flush.
+        (this.processed.commitSync as (id: string, claim: IdClaim) => void)(handledId, claim);
         this.doneIds.push(handledId);
-        this.doneClaims.push(claim);
-        this.doneTxns.push(txn);
+        if (this.completes) this.doneTxns.push(txn);
       } else {
+        // An id not claimed must be seen by de-duplication until it is written.
         this.unflushed.add(handledId);
         (this.claims ? this.doneLooseIds : this.doneIds).push(handledId);
       }
@@ -628,20 +648,18 @@ export class EventDispatcher<E extends DispatchableEvent> {
     this.latency.fold();
     this.metrics.queueDepth.set(this.depth);
     const ids = this.doneIds;
-    const claims = this.doneClaims;
     const txns = this.doneTxns;
     const loose = this.doneLooseIds;
     const seqs = this.doneSeqs;
     if (ids.length === 0 && loose.length === 0 && seqs.length === 0) return;
     this.doneIds = [];
-    this.doneClaims = [];
     this.doneTxns = [];
     this.doneLooseIds = [];
     this.doneSeqs = [];
     if (this.completes) {
       // Split now: a transaction that completes during the awaits below has its seq in the next
       // batch, so its ids in this one must be written, not implied.
-      const completion = splitCompletion(seqs, ids, claims, txns);
+      const completion: Completion = { seqs, ids: idsOfUnfinished(ids, txns) };
       try {
         if (loose.length > 0) await this.processed.addMany(loose);
         await this.processed.complete?.(completion);
@@ -650,7 +668,7 @@ export class EventDispatcher<E extends DispatchableEvent> {
           { err, events: ids.length + loose.length, transactions: seqs.length },
           "Could not record handled events; will retry",
         );
-        this.retryLater(ids, claims, txns, loose, seqs);
+        this.retryLater(ids, txns, loose, seqs);
         return;
       }
       for (const id of loose) this.unflushed.delete(id);
@@ -659,7 +677,7 @@ export class EventDispatcher<E extends DispatchableEvent> {
     try {
       if (this.claims) {
         const addClaimed = this.processed.addClaimed as NonNullable<ProcessedEventStore["addClaimed"]>;
-        if (ids.length > 0) await addClaimed.call(this.processed, ids, claims);
+        if (ids.length > 0) await addClaimed.call(this.processed, ids);
         if (loose.length > 0) await this.processed.addMany(loose);
       } else if (ids.length > 0) await this.processed.addMany(ids);
     } catch (err) {
@@ -667,7 +685,7 @@ export class EventDispatcher<E extends DispatchableEvent> {
         { err, events: ids.length + loose.length },
         "Could not record handled events; will retry",
       );
-      this.retryLater(ids, claims, txns, loose, seqs);
+      this.retryLater(ids, txns, loose, seqs);
       return;
     }
     if (this.claims) for (const id of loose) this.unflushed.delete(id);
@@ -676,19 +694,12 @@ export class EventDispatcher<E extends DispatchableEvent> {
       if (seqs.length > 0) await this.transactions.remove(seqs);
     } catch (err) {
       this.logger.error({ err, transactions: seqs.length }, "Could not remove done transactions; will retry");
-      this.retryLater([], [], [], [], seqs);
+      this.retryLater([], [], [], seqs);
     }
   }
 
-  private retryLater(
-    ids: string[],
-    claims: IdClaim[],
-    txns: TxnProgress[],
-    loose: string[],
-    seqs: number[],
-  ): void {
+  private retryLater(ids: string[], txns: TxnProgress[], loose: string[], seqs: number[]): void {
     this.doneIds = ids.concat(this.doneIds);
-    this.doneClaims = claims.concat(this.doneClaims);
     this.doneTxns = txns.concat(this.doneTxns);
     this.doneLooseIds = loose.concat(this.doneLooseIds);
     this.doneSeqs = seqs.concat(this.doneSeqs);
@@ -699,28 +710,15 @@ export class EventDispatcher<E extends DispatchableEvent> {
 }
 
 /**
- * Splits handled ids by whether their transaction is done. A done transaction's seq is in `seqs`
- * or was in an earlier batch: an id is queued no later than the seq of its transaction.
+ * The handled ids whose transaction is not done yet: a done transaction's ids are implied by its
+ * done mark. Its seq is in this batch's `seqs` or an earlier one: an id is queued no later than
+ * the seq of its transaction.
  */
-function splitCompletion(
-  seqs: readonly number[],
-  ids: readonly string[],
-  claims: readonly IdClaim[],
-  txns: readonly TxnProgress[],
-): Completion {
-  const completion = {
-    seqs,
-    ids: [] as string[],
-    claims: [] as IdClaim[],
-    coveredIds: [] as string[],
-    coveredClaims: [] as IdClaim[],
-  };
-  for (let i = 0; i < ids.length; i++) {
-    const covered = (txns[i] as TxnProgress).remaining === 0;
-    (covered ? completion.coveredIds : completion.ids).push(ids[i] as string);
-    (covered ? completion.coveredClaims : completion.claims).push(claims[i] as IdClaim);
-  }
-  return completion;
+function idsOfUnfinished(ids: readonly string[], txns: readonly TxnProgress[]): string[] {
+  const unfinished: string[] = [];
+  for (let i = 0; i < ids.length; i++)
+    if ((txns[i] as TxnProgress).remaining > 0) unfinished.push(ids[i] as string);
+  return unfinished;
 }
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {

@@ -158,7 +158,7 @@ describe("Transaction journal", () => {
       await smaller.close();
     });
 
-    it("claims ids in one step, persisting them only once recorded with addClaimed", async () => {
+    it("claims ids in one step, commits them when handled, and persists them with addClaimed", async () => {
       const journal = await open({ processedEventWindow: 5 });
       const store = journal.processedEvents;
       await store.addMany(["$old"]);
@@ -167,26 +167,34 @@ describe("Transaction journal", () => {
       assert.notEqual(a, undefined);
       assert.equal(store.claimSync("$a"), undefined, "nor one already claimed");
       assert.equal(store.hasSync("$a"), true);
-      assert.equal(await store.size(), 1, "claims are not counted until recorded");
+      assert.equal(await store.size(), 1, "claims are not counted until committed");
       const b = store.claimSync("$b");
       assert.notEqual(b, undefined);
       store.unclaimSync("$b", b as number);
       assert.equal(store.hasSync("$b"), false);
       assert.notEqual(store.claimSync("$c"), undefined);
-      await store.addClaimed(["$a"], [a as number]);
-      // Not persisted: a crash forgets `$c`, claimed but never recorded.
-      const copy = path.join(path.dirname(file), "copy.journal");
-      await writeFile(copy, await readFile(file));
-      const crashed = await TransactionJournal.open({
-        dataDir: path.dirname(file),
-        fileName: "copy.journal",
-        logger: silentLogger(),
-      });
-      assert.deepEqual(crashed.processedEvents.windowIds(), ["$old", "$a"]);
-      await crashed.close();
+      store.commitSync("$a", a as number);
+      assert.equal(await store.size(), 2, "committed: counted");
+      /** The journal as a crash now would leave it, reopened. */
+      const afterCrash = async (): Promise<string[]> => {
+        const copy = path.join(path.dirname(file), "copy.journal");
+        await writeFile(copy, await readFile(file));
+        const crashed = await TransactionJournal.open({
+          dataDir: path.dirname(file),
+          fileName: "copy.journal",
+          logger: silentLogger(),
+        });
+        const ids = crashed.processedEvents.windowIds();
+        await crashed.close();
+        return ids;
+      };
+      assert.deepEqual(await afterCrash(), ["$old"], "committed, not yet written");
+      await store.addClaimed(["$a"]);
+      // `$c` is claimed but was never committed: a crash forgets it.
+      assert.deepEqual(await afterCrash(), ["$old", "$a"]);
       for (const id of ["$d", "$e"]) {
-        const claim = store.claimSync(id);
-        await store.addClaimed([id], [claim as number]);
+        store.commitSync(id, store.claimSync(id) as number);
+        await store.addClaimed([id]);
       }
       // The window is the last 5 ids claimed or added ($b given back, $c still claimed): $old went first.
       assert.deepEqual(store.windowIds(), ["$a", "$d", "$e"], "the oldest is evicted");

@@ -215,30 +215,26 @@ export class TransactionJournal<E = unknown> implements TransactionStore<E> {
     for (const id of eventIds) this.window.add(id);
   }
 
-  /** Persists ids claimed through {@link JournalProcessedEventStore.claimSync}, then commits them. */
-  recordClaimed(eventIds: readonly string[], claims: readonly IdClaim[]): void {
+  /** Persists ids claimed and committed through {@link JournalProcessedEventStore}. */
+  recordClaimed(eventIds: readonly string[]): void {
     this.assertOpen();
-    if (eventIds.length === 0) return;
-    if (this.file) this.write(`{"op":"ids","ids":${JSON.stringify(eventIds)}}\n`);
-    for (let i = 0; i < eventIds.length; i++) this.window.commit(eventIds[i] as string, claims[i] as IdClaim);
+    if (eventIds.length === 0 || !this.file) return;
+    this.write(`{"op":"ids","ids":${JSON.stringify(eventIds)}}\n`);
   }
 
   /**
    * Records a {@link Completion} in one `done` record: the done transactions, and the handled ids
-   * of those not done yet. Then commits every id, covered ones included, in the window.
+   * of those not done yet (committed in the window already).
    */
   recordCompletion(completion: Completion): void {
     this.assertOpen();
-    const { ids, claims, coveredIds, coveredClaims } = completion;
+    const { ids } = completion;
     const seqs = completion.seqs.filter((seq) => this.pendingTxns.has(seq));
     if (this.file && (seqs.length > 0 || ids.length > 0)) {
       const idsPart = ids.length > 0 ? `,"ids":${JSON.stringify(ids)}` : "";
       this.write(`{"op":"done","seqs":${JSON.stringify(seqs)}${idsPart}}\n`);
     }
     for (const seq of seqs) this.pendingTxns.delete(seq);
-    for (let i = 0; i < ids.length; i++) this.window.commit(ids[i] as string, claims[i] as IdClaim);
-    for (let i = 0; i < coveredIds.length; i++)
-      this.window.commit(coveredIds[i] as string, coveredClaims[i] as IdClaim);
   }
 
   private appendNow(
@@ -381,8 +377,12 @@ export class JournalProcessedEventStore implements ProcessedEventStore {
     this.window.unclaim(eventId, claim);
   }
 
-  async addClaimed(eventIds: readonly string[], claims: readonly IdClaim[]): Promise<void> {
-    this.journal.recordClaimed(eventIds, claims);
+  commitSync(eventId: string, claim: IdClaim): void {
+    this.window.commit(eventId, claim);
+  }
+
+  async addClaimed(eventIds: readonly string[]): Promise<void> {
+    this.journal.recordClaimed(eventIds);
   }
 
   sharesJournalWith(transactions: TransactionStore<unknown>): boolean {
@@ -420,7 +420,7 @@ export class JournalProcessedEventStore implements ProcessedEventStore {
 interface ProcessedIdsHost {
   assertOpen(): void;
   recordProcessed(eventIds: readonly string[]): void;
-  recordClaimed(eventIds: readonly string[], claims: readonly IdClaim[]): void;
+  recordClaimed(eventIds: readonly string[]): void;
   recordCompletion(completion: Completion): void;
   close(): Promise<void>;
 }
