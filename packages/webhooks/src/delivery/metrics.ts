@@ -7,6 +7,7 @@ export interface DeliveryMetrics {
   skipped: Counter<"reason">;
   retries: Counter<"kind">;
   failed: Counter;
+  deadLettersDiscarded: Counter;
   templateErrors: Counter;
   depth: Gauge;
   latency: Histogram;
@@ -40,6 +41,10 @@ export function createDeliveryMetrics(registry: Registry): DeliveryMetrics {
     failed: counter(
       "trestle_webhook_deliveries_failed_total",
       "Webhooks given up on after repeated permanent failures (dead-lettered, kept in the store)",
+    ),
+    deadLettersDiscarded: counter(
+      "trestle_webhook_dead_letters_discarded_total",
+      "Dead letters discarded because their room held more than maxDeadLettersPerRoom",
     ),
     templateErrors: counter(
       "trestle_webhook_template_errors_total",

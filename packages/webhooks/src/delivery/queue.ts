@@ -61,6 +61,11 @@ export interface DeliveryQueueOptions {
   roomConcurrency?: number;
   /** Jobs held at most; beyond, `enqueue` refuses with 503 (default 10,000). */
   maxDepth?: number;
+  /**
+   * Dead letters kept per room (default 1,000). Past it the room's oldest is discarded, logged
+   * and counted: a room whose webhooks keep failing must not grow the store without bound.
+   */
+  maxDeadLettersPerRoom?: number;
   retry?: Partial<DeliveryRetryPolicy>;
   /** One template-error notice per hook and error in this window (default 10 minutes). */
   noticeIntervalMs?: number;
@@ -538,8 +543,29 @@ export class DeliveryQueue {
     this.finish(queued, { status: "failed", error: reason });
     try {
       this.requireStore().markFailed(job.id, { reason, attempts: queued.attempts, at: this.now() });
+      this.discardExcessDeadLetters(job.roomId);
     } catch (err) {
       this.logger.error({ err, job: job.id }, "could not mark a webhook failed; it is retried after restart");
+    }
+  }
+
+  /** Keeps the room's newest `maxDeadLettersPerRoom` dead letters; see that option. */
+  private discardExcessDeadLetters(roomId: string): void {
+    const store = this.requireStore();
+    const letters = store.failed().filter((letter) => letter.roomId === roomId);
+    const excess = letters.length - Math.max(1, this.options.maxDeadLettersPerRoom ?? 1_000);
+    for (const letter of letters.slice(0, Math.max(0, excess))) {
+      store.remove(letter.id);
+      this.metrics.deadLettersDiscarded.inc();
+      this.logger.warn(
+        {
+          roomId,
+          hook: letter.hookId,
+          job: letter.id,
+          receivedAt: new Date(letter.receivedAt).toISOString(),
+        },
+        "too many undelivered webhooks kept for this room; discarding the oldest",
+      );
     }
   }
 

@@ -318,6 +318,26 @@ describe("DeliveryQueue", () => {
       assert.deepEqual(await queue.listFailed(), []);
     });
 
+    it("keeps a room's newest dead letters up to the cap, discarding and counting the oldest", async () => {
+      const poster = new FakePoster((req) => {
+        if (req.message.body.startsWith("kicked")) throw forbidden();
+        return "$ok";
+      });
+      const { queue, registry } = await started({
+        poster,
+        retry: { maxPermanentAttempts: 1 },
+        maxDeadLettersPerRoom: 2,
+      });
+      for (const text of ["kicked 1", "kicked 2", "kicked 3"])
+        await (await queue.enqueue(request(hookA, text))).done;
+      assert.deepEqual(
+        (await queue.listFailed()).map((letter) => letter.payload),
+        [{ text: "kicked 2" }, { text: "kicked 3" }],
+      );
+      assert.equal(await metricValue(registry, "trestle_webhook_dead_letters_discarded_total"), 1);
+      assert.equal(await metricValue(registry, "trestle_webhook_deliveries_failed_total"), 3);
+    });
+
     it("treats errors of its own code as permanent rather than looping forever", async () => {
       const poster = new FakePoster(() => {
         throw new TypeError("cannot read properties of undefined");
