@@ -237,30 +237,35 @@ describe("e2e: trestle-webhooks on real Synapse — receiving webhooks", () => {
       await expectNothingPosted(alice, roomId, mark, receiverUrl);
     });
 
-    it("403 for a missing or wrong X-Hub-Signature-256 once `verify github` is on; the right one posts", async function () {
-      this.timeout(30_000);
-      const url = await createHook("signed");
+    /** Turns on `scheme` checks for a new hook; its URL, and the signing secret from the DM. */
+    async function signedHook(name: string, scheme: string): Promise<{ url: string; signingSecret: string }> {
+      const url = await createHook(name);
       const mark = alice.events.length;
-      const reply = await commandReply(alice, roomId, "!webhook verify signed github");
+      const reply = await commandReply(alice, roomId, `!webhook verify ${name} ${scheme}`);
       assert.equal(
         reply.content.body,
-        "Signature checks (github) are on for signed: requests without a valid signature are refused. I've sent you the signing secret in a direct message.",
+        `Signature checks (${scheme}) are on for ${name}: requests without a valid signature are refused. I've sent you the signing secret in a direct message.`,
       );
       const dm = await waitForDm(alice, roomId, mark, (body) =>
-        body.includes("signing secret of webhook signed"),
+        body.includes(`signing secret of webhook ${name}`),
       );
       const lines = String(dm.content.body).split("\n");
-      const signingSecret = lines[lines.findIndex((line) => line.includes("(github):")) + 2]?.trim() ?? "";
+      const signingSecret = lines[lines.findIndex((line) => line.includes(`(${scheme}):`)) + 2]?.trim() ?? "";
       assert.match(signingSecret, /^[A-Za-z0-9_-]{16,}$/, `no signing secret in the DM: ${dm.content.body}`);
       // The room never sees it: not in the answer, not in the hook's state.
       assert.ok(!JSON.stringify(reply.content).includes(signingSecret));
       const state = await alice.request(
         "GET",
-        `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/org.trestle.webhook/signed`,
+        `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/org.trestle.webhook/${name}`,
       );
-      assert.deepEqual(state.signature, { scheme: "github" });
+      assert.deepEqual(state.signature, { scheme });
       assert.ok(!JSON.stringify(state).includes(signingSecret), "the state event carries the signing secret");
+      return { url, signingSecret };
+    }
 
+    it("403 for a missing or wrong X-Hub-Signature-256 once `verify github` is on; the right one posts", async function () {
+      this.timeout(30_000);
+      const { url, signingSecret } = await signedHook("signed", "github");
       const body = JSON.stringify({ text: "signed and sealed" });
       const sign = (key: string) => `sha256=${createHmac("sha256", key).update(body).digest("hex")}`;
       await expectRefused(() => sendWebhook(url, body, { contentType: JSON_TYPE }), 403, {
@@ -288,6 +293,85 @@ describe("e2e: trestle-webhooks on real Synapse — receiving webhooks", () => {
       assert.equal(right.status, 202, right.text);
       const message = await arrived("signed and sealed", "signed");
       assert.equal(message.content.body, "signed and sealed");
+    });
+
+    it("gitlab: 403 without X-Gitlab-Token or with a wrong one; the signing secret as the token posts", async function () {
+      this.timeout(30_000);
+      const { url, signingSecret } = await signedHook("labbed", "gitlab");
+      const body = JSON.stringify({ text: "from the lab" });
+      await expectRefused(() => sendWebhook(url, body, { contentType: JSON_TYPE }), 403, {
+        errcode: "M_FORBIDDEN",
+        error: "X-Gitlab-Token header is missing",
+      });
+      await expectRefused(
+        () => sendWebhook(url, body, { contentType: JSON_TYPE, headers: { "X-Gitlab-Token": "guess" } }),
+        403,
+        { errcode: "M_FORBIDDEN", error: "X-Gitlab-Token header does not match (wrong token)" },
+      );
+      const right = await sendWebhook(url, body, {
+        contentType: JSON_TYPE,
+        headers: { "X-Gitlab-Token": signingSecret },
+      });
+      assert.equal(right.status, 202, right.text);
+      assert.equal((await arrived("from the lab", "labbed")).content.body, "from the lab");
+    });
+
+    it("gitea: 403 without a signature or with a wrong one; X-Gitea-Signature, or Forgejo's two headers, post", async function () {
+      this.timeout(30_000);
+      const { url, signingSecret } = await signedHook("tea", "gitea");
+      const hmac = (key: string, text: string) => createHmac("sha256", key).update(text).digest("hex");
+      const first = JSON.stringify({ text: "tea for one" });
+      await expectRefused(() => sendWebhook(url, first, { contentType: JSON_TYPE }), 403, {
+        errcode: "M_FORBIDDEN",
+        error:
+          "X-Gitea-Signature header is missing (either X-Gitea-Signature or X-Forgejo-Signature is required)",
+      });
+      await expectRefused(
+        () =>
+          sendWebhook(url, first, {
+            contentType: JSON_TYPE,
+            headers: { "X-Gitea-Signature": hmac("not-the-signing-secret", first) },
+          }),
+        403,
+        {
+          errcode: "M_FORBIDDEN",
+          error:
+            "X-Gitea-Signature header does not match (HMAC-SHA256 of the body with this hook's secret differs)",
+        },
+      );
+      const right = await sendWebhook(url, first, {
+        contentType: JSON_TYPE,
+        headers: { "X-Gitea-Signature": hmac(signingSecret, first) },
+      });
+      assert.equal(right.status, 202, right.text);
+      await arrived("tea for one", "tea");
+      // Forgejo sends both headers; each must verify, so a good one cannot carry a bad one.
+      const second = JSON.stringify({ text: "tea for two" });
+      await expectRefused(
+        () =>
+          sendWebhook(url, second, {
+            contentType: JSON_TYPE,
+            headers: {
+              "X-Gitea-Signature": hmac(signingSecret, second),
+              "X-Forgejo-Signature": hmac("not-the-signing-secret", second),
+            },
+          }),
+        403,
+        {
+          errcode: "M_FORBIDDEN",
+          error:
+            "X-Forgejo-Signature header does not match (HMAC-SHA256 of the body with this hook's secret differs)",
+        },
+      );
+      const both = await sendWebhook(url, second, {
+        contentType: JSON_TYPE,
+        headers: {
+          "X-Gitea-Signature": hmac(signingSecret, second),
+          "X-Forgejo-Signature": hmac(signingSecret, second),
+        },
+      });
+      assert.equal(both.status, 202, both.text);
+      assert.equal((await arrived("tea for two", "tea")).content.body, "tea for two");
     });
   });
 
