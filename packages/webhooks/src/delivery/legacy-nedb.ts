@@ -1,5 +1,5 @@
-import type { Logger } from "@trestle/appservice";
-import Datastore from "nedb-promises";
+import path from "node:path";
+import { type Logger, NedbFile } from "@trestle/appservice";
 import type { WebhookHeaders } from "../rendering/types.js";
 import type { DeliveryFailure, DeliveryJob, FailedDelivery } from "./job.js";
 
@@ -17,21 +17,27 @@ interface LegacyDeliveryDoc {
   failure?: DeliveryFailure;
 }
 
-/** What @seald-io/nedb attaches to the error of a load refused for corrupt lines. */
-interface CorruptionError {
-  corruptItems?: unknown;
-}
-
 /**
- * Reads the jobs of an earlier version's `deliveries.db`, for the one-time import into the
- * delivery journal. Damage is refused, except the one cut-short line a crash mid-append leaves.
+ * Reads the jobs of an earlier version's `deliveries.db` (or the temp file NeDB left, `.db~`), for
+ * the one-time import into the delivery journal. Damage is refused, except the one cut-short line
+ * a crash mid-append leaves: the core's {@link NedbFile} loads it as every NeDB store of the core is.
  */
 export async function readLegacyNedbJobs(
   filename: string,
   logger: Logger,
 ): Promise<{ pending: DeliveryJob[]; failed: FailedDelivery[] }> {
-  const db = await loadTolerant(filename, logger);
-  const docs = await db.find({});
+  const file = await NedbFile.open({
+    dataDir: path.dirname(filename),
+    name: path.basename(filename, ".db"),
+    logger,
+    autocompactionIntervalMs: 0,
+  });
+  let docs: LegacyDeliveryDoc[];
+  try {
+    docs = (await file.store.find({})) as unknown as LegacyDeliveryDoc[];
+  } finally {
+    await file.close();
+  }
   const byRoomAndSeq = (a: LegacyDeliveryDoc, b: LegacyDeliveryDoc) =>
     a.roomId < b.roomId ? -1 : a.roomId > b.roomId ? 1 : a.seq - b.seq;
   const pending = docs
@@ -46,30 +52,6 @@ export async function readLegacyNedbJobs(
       failure: doc.failure ?? { reason: "unknown", attempts: 0, at: doc.receivedAt },
     }));
   return { pending, failed };
-}
-
-async function loadTolerant(filename: string, logger: Logger): Promise<Datastore<LegacyDeliveryDoc>> {
-  const strict = Datastore.create({
-    filename,
-    corruptAlertThreshold: 0,
-  }) as unknown as Datastore<LegacyDeliveryDoc>;
-  try {
-    await strict.load();
-    return strict;
-  } catch (err) {
-    const corrupt = (err as CorruptionError | null)?.corruptItems;
-    if (typeof corrupt !== "number" || corrupt > 1) throw err;
-    logger.warn(
-      { file: filename, corruptLines: corrupt },
-      "Dropping an unreadable line of the old delivery datafile, most likely a write cut short by a crash",
-    );
-  }
-  const lenient = Datastore.create({
-    filename,
-    corruptAlertThreshold: 1,
-  }) as unknown as Datastore<LegacyDeliveryDoc>;
-  await lenient.load();
-  return lenient;
 }
 
 function fromDoc(doc: LegacyDeliveryDoc): DeliveryJob {

@@ -1,6 +1,5 @@
-import path from "node:path";
-import type { Logger } from "@trestle/appservice";
-import Datastore from "nedb-promises";
+import { type Logger, NedbFile } from "@trestle/appservice";
+import type Datastore from "nedb-promises";
 import type { HookRecord } from "./model.js";
 
 /** Where hooks live between restarts; the interface lets another engine slot in. */
@@ -27,26 +26,35 @@ function fromDoc(doc: HookDoc | null): HookRecord | undefined {
  * NeDB on disk, with every hook also held in a Map: the request path looks a hook up on every
  * webhook, and NeDB runs reads in the same serial queue as its file appends, so a lookup
  * would wait behind unrelated writes. Hooks are few and small.
+ *
+ * The datafile (`hooks.db`) is opened as the core opens its own NeDB stores ({@link NedbFile}): a
+ * line cut short by a crash mid-append is dropped with a warning instead of stopping the bridge
+ * (NeDB's own check refuses one bad line in ten, which a small file reaches at once), more damage
+ * is refused naming the lines, and the file is compacted now and then and on close.
  */
 export class NedbHookStore implements HookStore {
   private readonly byId = new Map<string, HookRecord>();
 
-  private constructor(private readonly db: Datastore<HookDoc>) {}
+  private constructor(
+    private readonly file: NedbFile,
+    private readonly db: Datastore<HookDoc>,
+  ) {}
 
   static async open(options: {
     dataDir?: string;
     inMemory?: boolean;
     logger: Logger;
   }): Promise<NedbHookStore> {
-    const db = Datastore.create({
-      filename: options.inMemory ? undefined : path.join(options.dataDir ?? ".", "hooks.db"),
-      inMemoryOnly: options.inMemory ?? false,
-      timestampData: false,
-    }) as Datastore<HookDoc>;
-    await db.load();
+    const file = await NedbFile.open({
+      dataDir: options.dataDir ?? ".",
+      name: "hooks",
+      inMemory: options.inMemory ?? false,
+      logger: options.logger,
+    });
+    const db = file.store as unknown as Datastore<HookDoc>;
     await db.ensureIndex({ fieldName: "roomId" });
     await db.ensureIndex({ fieldName: "id", unique: true });
-    const store = new NedbHookStore(db);
+    const store = new NedbHookStore(file, db);
     for (const doc of await db.find({})) {
       const record = fromDoc(doc);
       if (record) store.byId.set(record.id, record);
@@ -83,6 +91,8 @@ export class NedbHookStore implements HookStore {
     return removed;
   }
 
-  /** Nothing to flush: every write is appended before its promise resolves. */
-  async close(): Promise<void> {}
+  /** Every write was appended before its promise resolved: closing compacts the file. */
+  close(): Promise<void> {
+    return this.file.close();
+  }
 }
