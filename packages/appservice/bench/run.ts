@@ -75,7 +75,7 @@ const cases: Case[] = [
   {
     label: "max, 1 in flight (as Synapse sends)",
     batch: (l) => l.closedLoop(250, 1),
-    batches: quick ? 2 : 12,
+    batches: quick ? 2 : 16,
   },
   { label: "max, 4 in flight", batch: (l) => l.closedLoop(250, 4), batches: quick ? 2 : 16 },
   { label: "fixed 1,000 events/s", batch: (l) => l.openLoop(10, 3), batches: quick ? 1 : 5 },

@@ -1,4 +1,5 @@
 import {
+  close,
   closeSync,
   fstatSync,
   fsyncSync,
@@ -171,9 +172,14 @@ export class AppendFile {
         closeSync(fd);
         throw err;
       }
-      closeSync(this.fd);
+      const replaced = this.fd;
       this.fd = fd;
       this.size = fstatSync(fd).size;
+      // Closing the replaced file frees its page cache, tens of megabytes: ~10 ms of kernel time
+      // that would stall every request if spent on the event loop.
+      close(replaced, (err) => {
+        if (err) this.logger.warn({ err, file: this.filename }, "Could not close the replaced journal file");
+      });
     } catch (err) {
       await rm(temp, { force: true }).catch(() => {});
       throw err;
