@@ -94,6 +94,38 @@ describe("NeDB stores", () => {
       await assert.rejects(kv.get("n", "k"), StoreClosedError);
     });
 
+    it("keeps values holding U+2028, U+2029 and U+0085, which NeDB reads as line breaks", async () => {
+      const value = { name: "one\u2028two\u2029three\u0085four", plain: "ok" };
+      const kv = await NedbKeyValueStore.open({ dataDir: dir, logger: silentLogger() });
+      await kv.set("n", "k", value);
+      await kv.set("n", "other", 2);
+      await kv.close();
+      const again = await NedbKeyValueStore.open({ dataDir: dir, logger: silentLogger() });
+      assert.deepEqual(await again.get("n", "k"), value);
+      assert.equal(await again.get("n", "other"), 2);
+      await again.close();
+    });
+
+    it("repairs a datafile an earlier version wrote with those separators unescaped", async () => {
+      const file = path.join(dir, "key-value.db");
+      const line = (key: string, value: string) =>
+        JSON.stringify({
+          _id: JSON.stringify(["n", key]),
+          namespace: "n",
+          key,
+          value: JSON.stringify(value),
+        });
+      await writeFile(file, `${line("a", "x\u2028y")}\n${line("b", "p\u2029q\u0085r")}\n${kvLine}\n`);
+      const { logger, records } = capturingLogger("info");
+      const kv = await NedbKeyValueStore.open({ dataDir: dir, logger });
+      assert.equal(await kv.get("n", "a"), "x\u2028y");
+      assert.equal(await kv.get("n", "b"), "p\u2029q\u0085r");
+      assert.equal(await kv.get("n", "k"), 1);
+      assert.ok(records.some((r) => /Escaped line separators/.test(String(r.msg))));
+      assert.ok(!records.some((r) => /unreadable/.test(String(r.msg))), "nothing was dropped");
+      await kv.close();
+    });
+
     it("compacts on close, leaving one line per live document", async () => {
       const kv = await NedbKeyValueStore.open({ dataDir: dir, logger: silentLogger() });
       for (let i = 0; i < 20; i++) await kv.set("n", "k", i);

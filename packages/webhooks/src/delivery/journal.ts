@@ -36,6 +36,7 @@ export interface DeliveryJournalOptions {
 /** One stored job: its record as written, so compaction copies it instead of serialising it again. */
 interface StoredJob {
   id: string;
+  hookId: string;
   roomId: string;
   seq: number;
   receivedAt: number;
@@ -172,6 +173,20 @@ export class DeliveryJournal {
       .map((stored) => ({ ...this.jobOf(stored), failure: stored.failure as DeliveryFailure }));
   }
 
+  /**
+   * A room's dead letters, the one that failed longest ago first: ids and failures only, without
+   * reading the stored messages back (cheap enough to run on every new dead letter).
+   */
+  failedInRoom(roomId: string): { id: string; hookId: string; failure: DeliveryFailure }[] {
+    this.assertOpen();
+    const letters: { id: string; hookId: string; failure: DeliveryFailure }[] = [];
+    for (const stored of this.jobs.values()) {
+      if (stored.failure && stored.roomId === roomId)
+        letters.push({ id: stored.id, hookId: stored.hookId, failure: stored.failure });
+    }
+    return letters.sort((a, b) => a.failure.at - b.failure.at);
+  }
+
   getFailed(jobId: string): FailedDelivery | undefined {
     this.assertOpen();
     const stored = this.jobs.get(jobId);
@@ -203,6 +218,7 @@ export class DeliveryJournal {
   private put(job: DeliveryJob, failure: DeliveryFailure | undefined, record: string): void {
     this.jobs.set(job.id, {
       id: job.id,
+      hookId: job.hookId,
       roomId: job.roomId,
       seq: job.seq,
       receivedAt: job.receivedAt,
@@ -267,6 +283,7 @@ export class DeliveryJournal {
         const job = toJob(record.job);
         this.jobs.set(job.id, {
           id: job.id,
+          hookId: job.hookId,
           roomId: job.roomId,
           seq: job.seq,
           receivedAt: job.receivedAt,

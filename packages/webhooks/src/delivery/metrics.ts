@@ -44,7 +44,7 @@ export function createDeliveryMetrics(registry: Registry): DeliveryMetrics {
     ),
     deadLettersDiscarded: counter(
       "trestle_webhook_dead_letters_discarded_total",
-      "Dead letters discarded because their room held more than maxDeadLettersPerRoom",
+      "Dead letters discarded, the one that failed longest ago first, because their room held more than its cap (1,000 by default)",
     ),
     templateErrors: counter(
       "trestle_webhook_template_errors_total",

@@ -62,8 +62,9 @@ export interface DeliveryQueueOptions {
   /** Jobs held at most; beyond, `enqueue` refuses with 503 (default 10,000). */
   maxDepth?: number;
   /**
-   * Dead letters kept per room (default 1,000). Past it the room's oldest is discarded, logged
-   * and counted: a room whose webhooks keep failing must not grow the store without bound.
+   * Dead letters kept per room (default 1,000). Past it the one that failed longest ago is
+   * discarded, logged and counted: a room whose webhooks keep failing must not grow the store
+   * without bound.
    */
   maxDeadLettersPerRoom?: number;
   retry?: Partial<DeliveryRetryPolicy>;
@@ -543,28 +544,34 @@ export class DeliveryQueue {
     this.finish(queued, { status: "failed", error: reason });
     try {
       this.requireStore().markFailed(job.id, { reason, attempts: queued.attempts, at: this.now() });
-      this.discardExcessDeadLetters(job.roomId);
     } catch (err) {
       this.logger.error({ err, job: job.id }, "could not mark a webhook failed; it is retried after restart");
+      return;
+    }
+    try {
+      this.discardExcessDeadLetters(job.roomId);
+    } catch (err) {
+      this.logger.error(
+        { err, roomId: job.roomId },
+        "could not discard a room's oldest dead letters past its cap; they stay until the next one",
+      );
     }
   }
 
-  /** Keeps the room's newest `maxDeadLettersPerRoom` dead letters; see that option. */
+  /**
+   * Keeps the room's `maxDeadLettersPerRoom` most recently failed dead letters; see that option.
+   * Runs on every new dead letter, so it reads ids and failures only, never the stored messages.
+   */
   private discardExcessDeadLetters(roomId: string): void {
     const store = this.requireStore();
-    const letters = store.failed().filter((letter) => letter.roomId === roomId);
+    const letters = store.failedInRoom(roomId);
     const excess = letters.length - Math.max(1, this.options.maxDeadLettersPerRoom ?? 1_000);
     for (const letter of letters.slice(0, Math.max(0, excess))) {
       store.remove(letter.id);
       this.metrics.deadLettersDiscarded.inc();
       this.logger.warn(
-        {
-          roomId,
-          hook: letter.hookId,
-          job: letter.id,
-          receivedAt: new Date(letter.receivedAt).toISOString(),
-        },
-        "too many undelivered webhooks kept for this room; discarding the oldest",
+        { roomId, hook: letter.hookId, job: letter.id, failedAt: new Date(letter.failure.at).toISOString() },
+        "too many undelivered webhooks kept for this room; discarding the one that failed longest ago",
       );
     }
   }

@@ -1,5 +1,5 @@
 import path from "node:path";
-import { type Logger, silentLogger } from "@trestle/appservice";
+import { type Logger, nedbLineSafeSerialization, silentLogger } from "@trestle/appservice";
 import Datastore from "nedb-promises";
 import { type HeaderBag, readHeader } from "./headers.js";
 
@@ -148,7 +148,12 @@ export class NedbDeliveryKeyStore implements DeliveryKeyStore {
       if (!options.dataDir) throw new RangeError("NedbDeliveryKeyStore needs a dataDir or inMemory");
       const filename = path.join(options.dataDir, `${options.name ?? "delivery-keys"}.db`);
       // 1 = tolerate any share of unreadable lines: losing some keys only risks a duplicate message.
-      db = Datastore.create({ filename, corruptAlertThreshold: 1 }) as unknown as Datastore<KeyDoc>;
+      db = Datastore.create({
+        filename,
+        corruptAlertThreshold: 1,
+        // A delivery id comes from a request header, which may carry U+0085.
+        ...nedbLineSafeSerialization,
+      }) as unknown as Datastore<KeyDoc>;
     }
     await db.load();
     const logger = options.logger ?? silentLogger();

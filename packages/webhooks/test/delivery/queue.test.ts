@@ -13,6 +13,7 @@ import { DeliveryQueue, type DeliveryTimers } from "../../src/delivery/queue.js"
 import type { NedbHookStore } from "../../src/hooks/hook-store.js";
 import type { HookRecord } from "../../src/hooks/model.js";
 import { Renderer } from "../../src/rendering/renderer.js";
+import { capturingLogger } from "../commands/helpers.js";
 import {
   delay,
   eventually,
@@ -318,24 +319,45 @@ describe("DeliveryQueue", () => {
       assert.deepEqual(await queue.listFailed(), []);
     });
 
-    it("keeps a room's newest dead letters up to the cap, discarding and counting the oldest", async () => {
+    it("keeps a room's most recently failed dead letters up to the cap, discarding, logging and counting the rest", async () => {
       const poster = new FakePoster((req) => {
         if (req.message.body.startsWith("kicked")) throw forbidden();
         return "$ok";
       });
+      const { logger, text } = capturingLogger();
+      let clock = 1_700_000_000_000;
       const { queue, registry } = await started({
         poster,
+        logger,
+        now: () => (clock += 1_000),
         retry: { maxPermanentAttempts: 1 },
         maxDeadLettersPerRoom: 2,
       });
-      for (const text of ["kicked 1", "kicked 2", "kicked 3"])
-        await (await queue.enqueue(request(hookA, text))).done;
+      const first = await queue.enqueue(request(hookA, "kicked 1"));
+      await first.done;
+      await (await queue.enqueue(request(hookA, "kicked 2"))).done;
+      // Retried and failed again: now the most recent failure, though received first.
+      assert.equal(await queue.retryFailed(first.jobId), true);
+      for (const deadline = Date.now() + 2_000; (await queue.listFailed()).length < 2; ) {
+        assert.ok(Date.now() < deadline, "the retried message did not fail again");
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+      await (await queue.enqueue(request(hookA, "kicked 3"))).done;
+      const letters = await queue.listFailed();
       assert.deepEqual(
-        (await queue.listFailed()).map((letter) => letter.payload),
-        [{ text: "kicked 2" }, { text: "kicked 3" }],
+        letters.map((letter) => letter.payload).sort(),
+        [{ text: "kicked 1" }, { text: "kicked 3" }].sort(),
       );
       assert.equal(await metricValue(registry, "trestle_webhook_dead_letters_discarded_total"), 1);
-      assert.equal(await metricValue(registry, "trestle_webhook_deliveries_failed_total"), 3);
+      assert.equal(await metricValue(registry, "trestle_webhook_deliveries_failed_total"), 4);
+      const warning = text()
+        .split("\n")
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as Record<string, unknown>)
+        .find((line) => String(line.msg).startsWith("too many undelivered webhooks"));
+      assert.equal(warning?.roomId, hookA.roomId);
+      assert.equal(warning?.hook, hookA.id);
+      assert.ok(typeof warning?.job === "string" && !letters.some((letter) => letter.id === warning.job));
     });
 
     it("treats errors of its own code as permanent rather than looping forever", async () => {

@@ -33,7 +33,20 @@ describe("NedbHookStore on disk", () => {
     for (const hook of hooks) assert.deepEqual(await reopened.get(hook.id), hook);
     assert.match(text(), /Dropping unreadable datafile lines/);
     await reopened.close();
-    assert.ok(!(await readFile(path.join(dataDir, "hooks.db"), "utf8")).includes("hook-x"), "compacted away");
+  });
+
+  it("keeps a hook whose template or name holds U+2028, which NeDB reads as a line break", async () => {
+    const store = await NedbHookStore.open({ dataDir, logger: silentLogger() });
+    const hook = makeHook({
+      template: "first\u2028second\u2029third",
+      sender: { displayName: "CI\u0085bot" },
+    });
+    await store.put(hook);
+    await store.put(makeHook());
+    await store.close();
+    const reopened = await NedbHookStore.open({ dataDir, logger: silentLogger() });
+    assert.deepEqual(await reopened.get(hook.id), hook);
+    await reopened.close();
   });
 
   it("refuses to open a datafile with more damage than a crash leaves, naming the lines", async () => {

@@ -1,6 +1,6 @@
 import { createReadStream, existsSync } from "node:fs";
+import { open, rename } from "node:fs/promises";
 import path from "node:path";
-import { createInterface } from "node:readline";
 import Datastore from "nedb-promises";
 import type { Logger } from "../../logging.js";
 import { StoreClosedError, StoreCorruptError, StoreValueError } from "../errors.js";
@@ -65,6 +65,7 @@ export class NedbFile {
       if (!options.dataDir) throw new StoreValueError(`Store "${options.name}" needs a dataDir or inMemory`);
       filename = path.join(options.dataDir, `${options.name}.db`);
       const maxCorrupt = options.maxCorruptLines ?? 1;
+      await escapeLineSeparatorsInDatafile(filename, logger);
       const scan = await scanDatafile(filename);
       if (scan.corruptLines.length > maxCorrupt) {
         throw new StoreCorruptError(scan.file, scan.corruptLines, scan.totalLines, maxCorrupt);
@@ -79,7 +80,7 @@ export class NedbFile {
       }
     }
     const db = Datastore.create(
-      filename ? { filename, corruptAlertThreshold } : { inMemoryOnly: true },
+      filename ? { filename, corruptAlertThreshold, ...nedbLineSafeSerialization } : { inMemoryOnly: true },
     ) as Datastore<{ _id: string }>;
     await db.load();
     const file = new NedbFile(db, options.name, filename, logger);
@@ -147,6 +148,59 @@ export abstract class NedbBackedStore implements Closable {
   }
 }
 
+/** Where NeDB (its `byline`) splits a datafile into documents: at every line break Unicode has. */
+const NEDB_LINE_BREAK = /\r\n|[\n\v\f\r\x85\u2028\u2029]/;
+/** The ones of those that `JSON.stringify` leaves unescaped inside strings. */
+const UNESCAPED_SEPARATOR = /[\x85\u2028\u2029]/;
+const UNESCAPED_SEPARATORS = /[\x85\u2028\u2029]/g;
+
+function escapeSeparators(text: string): string {
+  return UNESCAPED_SEPARATOR.test(text)
+    ? text.replace(UNESCAPED_SEPARATORS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)
+    : text;
+}
+
+/**
+ * NeDB serialisation hooks that keep one document on one line. NeDB cuts its datafile at U+0085,
+ * U+2028 and U+2029 as well as at newlines, and `JSON.stringify` leaves those three as they are:
+ * a display name or template holding one would split its document in two, and the next load
+ * would find two corrupt lines and refuse the file. They are written as `\u2028` escapes, which
+ * JSON reads back as the same character, so reading needs no hook of its own.
+ */
+export const nedbLineSafeSerialization = {
+  afterSerialization: escapeSeparators,
+  beforeDeserialization: (line: string): string => line,
+};
+
+/**
+ * Rewrites a datafile (or the temp file NeDB left) that an earlier version wrote with unescaped
+ * separators inside strings, escaping them: the same documents, each on one line again. Outside a
+ * JSON string they cannot occur, so escaping changes no value. Temp file, fsync, rename.
+ */
+async function escapeLineSeparatorsInDatafile(filename: string, logger: Logger): Promise<void> {
+  const file = existsSync(filename) ? filename : `${filename}~`;
+  if (!existsSync(file)) return;
+  let found = false;
+  for await (const chunk of createReadStream(file, "utf8")) {
+    if (UNESCAPED_SEPARATOR.test(chunk as string)) {
+      found = true;
+      break;
+    }
+  }
+  if (!found) return;
+  const temp = `${file}.escaping`;
+  const out = await open(temp, "w");
+  try {
+    for await (const chunk of createReadStream(file, "utf8"))
+      await out.write(escapeSeparators(chunk as string));
+    await out.sync();
+  } finally {
+    await out.close();
+  }
+  await rename(temp, file);
+  logger.info({ file }, "Escaped line separators an earlier version wrote unescaped into the datafile");
+}
+
 interface DatafileScan {
   file: string;
   corruptLines: number[];
@@ -154,29 +208,33 @@ interface DatafileScan {
 }
 
 /**
- * Counts the lines NeDB would fail to parse. NeDB drops them silently when below its threshold,
- * and we want both a strict absolute limit and a log line naming them.
+ * Counts the lines NeDB would fail to parse, cutting lines where NeDB does. NeDB drops them
+ * silently when below its threshold, and we want both a strict absolute limit and a log line
+ * naming them.
  */
 async function scanDatafile(filename: string): Promise<DatafileScan> {
   // NeDB loads the `~` temp file when a crash hit between writing it and renaming it.
   const file = existsSync(filename) ? filename : `${filename}~`;
   const result: DatafileScan = { file, corruptLines: [], totalLines: 0 };
   if (!existsSync(file)) return result;
-  const lines = createInterface({
-    input: createReadStream(file, "utf8"),
-    crlfDelay: Number.POSITIVE_INFINITY,
-  });
   let lineNo = 0;
-  for await (const line of lines) {
+  const check = (line: string) => {
     lineNo += 1;
-    if (line === "") continue;
+    if (line === "") return;
     result.totalLines += 1;
     try {
       JSON.parse(line);
     } catch {
       result.corruptLines.push(lineNo);
     }
+  };
+  let carry = "";
+  for await (const chunk of createReadStream(file, "utf8")) {
+    const lines = (carry + (chunk as string)).split(NEDB_LINE_BREAK);
+    carry = lines.pop() ?? "";
+    for (const line of lines) check(line);
   }
+  check(carry);
   return result;
 }
 

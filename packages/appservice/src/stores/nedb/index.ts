@@ -69,7 +69,7 @@ export function openNedbMappingStores(fileOptions: Omit<NedbFileOptions, "name">
 }
 
 export { NedbEventMappingStore } from "./events.js";
-export { NedbFile, type NedbFileOptions } from "./file.js";
+export { NedbFile, type NedbFileOptions, nedbLineSafeSerialization } from "./file.js";
 export { NedbKeyValueStore } from "./kv.js";
 export { DEFAULT_PROCESSED_WINDOW, NedbProcessedEventStore } from "./processed.js";
 export { NedbRoomLinkStore } from "./rooms.js";
