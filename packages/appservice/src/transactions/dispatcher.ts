@@ -32,8 +32,9 @@ export interface EventDispatcherOptions<E extends DispatchableEvent> {
   /** Rooms whose events are handled at the same time (default 16). */
   roomConcurrency?: number;
   /**
-   * A handler not settled after this many ms is abandoned (logged, counted as a failure) so its
-   * room moves on; it keeps running in the background. Default 60,000; 0 waits forever.
+   * A handler not settled after this many ms (at most an eighth more) is abandoned, logged and
+   * counted as a failure, so its room moves on; it keeps running in the background. Default
+   * 60,000; 0 (or Infinity) waits forever.
    */
   handlerTimeoutMs?: number;
   /** Done-marks are written in batches at most this many ms after an event completes (default 50). */
@@ -75,11 +76,14 @@ const BACKLOG_EVENTS = 2_000;
  */
 const IDLE_ROOMS_KEPT = 1_000;
 /**
- * The watchdog looks at running handlers this many times per handler timeout, and abandons one
- * it has seen running for that many looks: after the timeout, and at most an eighth more. Handlers
- * carry no deadline of their own, so starting one reads no clock.
+ * The watchdog looks at running handlers this many times per handler timeout. It notes the time
+ * it first sees each one and abandons it once a whole timeout has passed since: never before its
+ * timeout (it started no later than it was first seen), and at most two looks, an eighth, after.
+ * Handlers carry no deadline of their own, so starting one reads no clock.
  */
-const WATCHDOG_TICKS = 8;
+const WATCHDOG_TICKS = 16;
+/** The longest delay `setTimeout` takes; longer ones fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** A queued transaction's progress: its events share this object. */
 interface TxnProgress {
@@ -116,9 +120,9 @@ class HandlerSlot<E> {
   claim: IdClaim | undefined;
   /** Handlers started in this slot; the watchdog tells a new one from one it saw before. */
   runs = 0;
-  /** `runs` when the watchdog last looked, and how many of its ticks that handler has run for. */
+  /** `runs` when the watchdog last looked, and when it first saw that handler running. */
   seenRuns = 0;
-  ticksSeen = 0;
+  seenAt = 0;
   /** Its handler timed out; whatever it does later is only logged. */
   abandoned = false;
   readonly fulfilled: () => void;
@@ -223,7 +227,9 @@ export class EventDispatcher<E extends DispatchableEvent> {
     this.completes =
       this.claims && !!processed.complete && !!processed.sharesJournalWith?.(options.transactions);
     this.concurrency = Math.max(1, options.roomConcurrency ?? 16);
-    this.timeoutMs = options.handlerTimeoutMs ?? 60_000;
+    const timeoutMs = options.handlerTimeoutMs ?? 60_000;
+    // 0, and anything that is not a finite positive number (Infinity), waits forever.
+    this.timeoutMs = Number.isFinite(timeoutMs) && timeoutMs > 0 ? timeoutMs : 0;
     this.flushIntervalMs = options.flushIntervalMs ?? 50;
     this.flushBatchSize = Math.max(1, options.flushBatchSize ?? 500);
   }
@@ -515,14 +521,16 @@ export class EventDispatcher<E extends DispatchableEvent> {
    */
   private armWatchdog(): void {
     if (this.state === "stopped" || this.watchdog) return;
-    this.watchdog = setTimeout(this.watchdogTick, Math.max(1, this.timeoutMs / WATCHDOG_TICKS));
+    const tick = Math.min(MAX_TIMER_MS, Math.max(1, this.timeoutMs / WATCHDOG_TICKS));
+    this.watchdog = setTimeout(this.watchdogTick, tick);
     // It may outlive the handler it was armed for; it must not keep a finished process alive.
     this.watchdog.unref();
   }
 
-  /** Abandons handlers seen running for a whole timeout's worth of ticks. */
+  /** Abandons handlers first seen running a whole timeout ago. */
   private checkRunningHandlers(): void {
     this.watchdog = undefined;
+    const now = performance.now();
     let running = false;
     // Rooms with a running handler are always listed: only idle rooms are ever dropped.
     for (const room of [...this.rooms.values()]) {
@@ -531,12 +539,11 @@ export class EventDispatcher<E extends DispatchableEvent> {
       if (slot.seenRuns !== slot.runs) {
         // Started since the last tick: its time counts from now, so it never gets less than its due.
         slot.seenRuns = slot.runs;
-        slot.ticksSeen = 0;
+        slot.seenAt = now;
         running = true;
         continue;
       }
-      slot.ticksSeen += 1;
-      if (slot.ticksSeen < WATCHDOG_TICKS) {
+      if (now - slot.seenAt < this.timeoutMs) {
         running = true;
         continue;
       }

@@ -183,6 +183,49 @@ for (const engine of engines)
       await d.stop(0);
     });
 
+    it("never abandons a handler before its timeout, even one started as another is abandoned", async () => {
+      const started: number[] = [];
+      // One room at a time: each handler starts in the watchdog's tick that abandons the one before.
+      const d = dispatcher(
+        () => {
+          started.push(performance.now());
+          return new Promise(() => {});
+        },
+        { handlerTimeoutMs: 20, roomConcurrency: 1 },
+      );
+      await d.start();
+      await push(
+        d,
+        "t1",
+        ["!a:hs", "!b:hs", "!c:hs", "!d:hs"].map((room, i) => roomEvent(`$${i}`, room)),
+      );
+      await until(() => started.length === 4);
+      for (let i = 1; i < started.length; i++) {
+        const ran = (started[i] as number) - (started[i - 1] as number);
+        assert.ok(ran >= 20, `handler ${i - 1} was abandoned after ${ran.toFixed(1)} ms of its 20`);
+      }
+      await d.stop(0);
+    });
+
+    it("waits forever with an infinite timeout", async () => {
+      const handled: string[] = [];
+      const d = dispatcher(
+        async (event) => {
+          await sleep(60);
+          handled.push(event.event_id);
+        },
+        { handlerTimeoutMs: Number.POSITIVE_INFINITY },
+      );
+      await d.start();
+      await push(d, "t1", [roomEvent("$slow", "!a:hs")]);
+      assert.equal(await d.drain(), true);
+      assert.deepEqual(handled, ["$slow"]);
+      assert.equal(
+        await metricValue(registry, "trestle_event_handler_failures_total", { reason: "timeout" }),
+        0,
+      );
+    });
+
     it("times handlers out one by one, and only logs a timed-out handler that settles later", async () => {
       const { logger, records } = capturingLogger("info");
       const late = deferred();

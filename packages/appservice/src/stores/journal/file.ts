@@ -174,12 +174,12 @@ export class AppendFile {
       }
       const replaced = this.fd;
       this.fd = fd;
-      this.size = fstatSync(fd).size;
       // Closing the replaced file frees its page cache, tens of megabytes: ~10 ms of kernel time
       // that would stall every request if spent on the event loop.
       close(replaced, (err) => {
         if (err) this.logger.warn({ err, file: this.filename }, "Could not close the replaced journal file");
       });
+      this.size = fstatSync(fd).size;
     } catch (err) {
       await rm(temp, { force: true }).catch(() => {});
       throw err;
