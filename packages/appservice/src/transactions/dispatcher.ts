@@ -537,9 +537,11 @@ export class EventDispatcher<E extends DispatchableEvent> {
       const slot = room.slot;
       if (!room.active || slot?.event === undefined || slot.txn === undefined) continue;
       if (slot.seenRuns !== slot.runs) {
-        // Started since the last tick: its time counts from now, so it never gets less than its due.
+        // Started since the last tick, maybe during this one (after a handler abandoned above):
+        // its time counts from a reading taken now, after it started, so it never gets less than
+        // its due, even if a pause (GC) came between `now` and its start.
         slot.seenRuns = slot.runs;
-        slot.seenAt = now;
+        slot.seenAt = performance.now();
         running = true;
         continue;
       }
