@@ -1,4 +1,13 @@
+import { createHash } from "node:crypto";
 import { Agent, request } from "node:http";
+
+/**
+ * An event id as Synapse makes them for room versions 4 and later: `$` and the event's reference
+ * hash, 43 characters of unpadded URL-safe base64. Unique per process and `n`.
+ */
+function eventId(n: number): string {
+  return `$${createHash("sha256").update(`${process.pid}:${n}`).digest("base64url")}`;
+}
 
 /** Synthetic transactions shaped like Synapse's: `eventsPerTxn` messages spread over `rooms` rooms. */
 export function makeTransaction(seq: number, eventsPerTxn: number, rooms: number): string {
@@ -7,7 +16,7 @@ export function makeTransaction(seq: number, eventsPerTxn: number, rooms: number
     const n = seq * eventsPerTxn + i;
     events.push({
       type: "m.room.message",
-      event_id: `$bench-${process.pid}-${n}`,
+      event_id: eventId(n),
       room_id: `!room${n % rooms}:bench.test`,
       sender: `@user${n % 97}:bench.test`,
       origin_server_ts: Date.now(),

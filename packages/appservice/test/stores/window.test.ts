@@ -113,6 +113,22 @@ describe("IdWindow", () => {
     assert.equal(window.size, committed.length);
   });
 
+  it("hashes a reference-hash id by its first 16 characters, a server-made one whole, and tells all apart", () => {
+    const hash = seededFnv1a(5);
+    const prefix = "$AbCdEfGhIjKlMnO";
+    const a = `${prefix}${"p".repeat(28)}`;
+    const b = `${prefix}${"q".repeat(28)}`;
+    assert.equal(hash(a), hash(b), "the characters after the 16th of a reference hash are not hashed");
+    assert.notEqual(hash("$1700000000000001xyz:example.org"), hash("$1700000000000001xyz:example.net"));
+    // Ids that share a hash are still told apart by the strings themselves.
+    const window = new IdWindow(10, hash);
+    assert.notEqual(window.claim(a), undefined);
+    assert.notEqual(window.claim(b), undefined, "a different id with the same hash is not a duplicate");
+    assert.equal(window.claim(a), undefined);
+    assert.equal(window.has(b), true);
+    assert.equal(window.has(`${prefix}${"r".repeat(28)}`), false);
+  });
+
   it("hashes with a per-process seed", () => {
     assert.notEqual(seededFnv1a(1)("$event"), seededFnv1a(2)("$event"));
     assert.equal(seededFnv1a(3)("$event"), seededFnv1a(3)("$event"));

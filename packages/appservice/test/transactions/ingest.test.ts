@@ -158,6 +158,16 @@ for (const engine of engines)
       assert.equal(ephemeral.length, 2, "the second typing update is not mistaken for a replay");
     });
 
+    it("accepts a reused txnId whose server-made event ids differ only after their 16th character", async () => {
+      const handled: string[] = [];
+      const h = await start((event) => void handled.push(event.event_id));
+      // Ids of room versions 1 and 2 are the sending server's to make, sequential ones included.
+      await h.ingest.accept("1", txn([roomEvent("$1700000000000001:hs.example", "!a:hs")]));
+      await h.ingest.accept("1", txn([roomEvent("$1700000000000002:hs.example", "!a:hs")]));
+      assert.equal(await h.dispatcher.drain(), true);
+      assert.deepEqual(handled, ["$1700000000000001:hs.example", "$1700000000000002:hs.example"]);
+    });
+
     it("skips events resent under a new txnId after a restart", async () => {
       const handled: string[] = [];
       const first = await harness(engine.open, (event) => void handled.push(event.event_id), {
