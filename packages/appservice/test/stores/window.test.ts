@@ -52,7 +52,8 @@ describe("IdWindow", () => {
   });
 
   it("matches a simple model through claims, commits, give-backs and evictions", () => {
-    // Few distinct hashes, so runs of colliding ids form and are broken up by deletions.
+    // Few distinct hashes, so long runs of colliding pairs form, stale ones among them, and the
+    // table is rebuilt every 64 placements or so (about 150 times).
     const capacity = 64;
     const window = new IdWindow(capacity, (id) => id.length % 5);
     // The model: a ring of the last `capacity` ids claimed or added, with their state, and the

@@ -50,6 +50,10 @@ const COMMITTED = 2;
  *   oldest slot is reused for the next claim, evicting its id;
  * - a hash table of (hash, ring position) pairs, open addressing in one `Int32Array`, finds an id:
  *   a probe reads one cache line of pairs and compares a string only when the hashes match;
+ * - an evicted id's pair is left in the table, stale: a probe skips it, as the string at its
+ *   position no longer matches. Removing it would cost a cache miss a claim (its slot was last
+ *   touched a whole window ago); instead the table is rebuilt from the ring once stale pairs
+ *   fill it to half, every `capacity` claims or more, in one pass whose misses overlap;
  * - a claim returns its ring position's sequence number, so committing it is one write, with no
  *   lookup and no hashing;
  * - an id still claimed when its slot comes round again (its handler ran for a whole window's
@@ -63,9 +67,11 @@ export class IdWindow {
   private issued = 0;
   private position = 0;
   private committed = 0;
-  /** Pairs (hash, ring position + 1); a zero position marks an empty slot. */
+  /** Pairs (hash, ring position + 1); a zero position marks an empty slot. Some are stale. */
   private readonly table: Int32Array;
   private readonly mask: number;
+  /** Slots holding a pair, live or stale; past half the table, it is rebuilt. */
+  private occupied = 0;
   /** Ids evicted from the ring while still claimed, with their hash. */
   private readonly late = new Map<string, number>();
 
@@ -77,10 +83,10 @@ export class IdWindow {
     this.ids = new Array<string | undefined>(capacity).fill(undefined);
     this.idHashes = new Int32Array(capacity);
     this.states = new Uint8Array(capacity);
-    // At most `capacity` entries, so the table is at most a third full: probe runs, and the runs
-    // that eviction shifts back, stay a slot or two long (a quarter less time than two-thirds full).
+    // Rebuilt when half full, with `capacity` live pairs at most: the stale ones accumulate from
+    // a quarter full to half, probe runs stay short, and each rebuild serves `capacity` claims.
     let slots = 16;
-    while (slots < capacity * 3) slots *= 2;
+    while (slots < capacity * 4) slots *= 2;
     this.table = new Int32Array(slots * 2);
     this.mask = slots - 1;
   }
@@ -174,10 +180,9 @@ export class IdWindow {
     return claim;
   }
 
-  /** Empties a ring position and its table entry. */
+  /** Empties a ring position; its table pair goes stale. */
   private release(position: number): void {
     if (this.states[position] === COMMITTED) this.committed -= 1;
-    this.remove(this.idHashes[position] as number, position);
     this.ids[position] = undefined;
     this.states[position] = FREE;
   }
@@ -192,35 +197,28 @@ export class IdWindow {
     }
   }
 
+  /** Adds the pair of a ring position just filled, or rebuilds the table, which then holds it. */
   private insert(hash: number, position: number): void {
+    if (this.occupied * 2 >= this.mask + 1) this.rebuild();
+    else this.put(hash, position);
+  }
+
+  private put(hash: number, position: number): void {
     const { table, mask } = this;
     let slot = hash & mask;
     while (table[2 * slot + 1] !== 0) slot = (slot + 1) & mask;
     table[2 * slot] = hash;
     table[2 * slot + 1] = position + 1;
+    this.occupied += 1;
   }
 
-  /**
-   * Removes the entry for `position` and moves back the entries after it that probing would no
-   * longer reach (backward-shift deletion: no tombstones, so probes stay as short as the load allows).
-   */
-  private remove(hash: number, position: number): void {
-    const { table, mask } = this;
-    let hole = hash & mask;
-    while (table[2 * hole + 1] !== position + 1) {
-      if (table[2 * hole + 1] === 0) return;
-      hole = (hole + 1) & mask;
+  /** Drops the stale pairs: the table again holds one pair per id in the ring. */
+  private rebuild(): void {
+    this.table.fill(0);
+    this.occupied = 0;
+    const { states, idHashes } = this;
+    for (let position = 0; position < this.capacity; position++) {
+      if (states[position] !== FREE) this.put(idHashes[position] as number, position);
     }
-    for (let next = (hole + 1) & mask; table[2 * next + 1] !== 0; next = (next + 1) & mask) {
-      const home = (table[2 * next] as number) & mask;
-      // Leave it if its home slot lies cyclically in (hole, next]: probing from home reaches it.
-      const reachable = hole <= next ? hole < home && home <= next : hole < home || home <= next;
-      if (reachable) continue;
-      table[2 * hole] = table[2 * next] as number;
-      table[2 * hole + 1] = table[2 * next + 1] as number;
-      hole = next;
-    }
-    table[2 * hole] = 0;
-    table[2 * hole + 1] = 0;
   }
 }
