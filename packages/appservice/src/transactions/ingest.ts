@@ -1,6 +1,7 @@
 import { LRUCache } from "lru-cache";
 import { Registry } from "prom-client";
 import { MatrixError } from "../errors.js";
+import { hashedIdLength } from "../event-ids.js";
 import { Deadline } from "../lifecycle/deadline.js";
 import { type Logger, silentLogger } from "../logging.js";
 import type { TransactionStore } from "../stores/types.js";
@@ -316,8 +317,6 @@ function fingerprintOf(txn: IngestibleTransaction): string {
   return lanes.digest(txn.events.length);
 }
 
-const ID_PREFIX = 16;
-
 class FingerprintLanes {
   private a = 0x811c9dc5;
   private b = 0x01000193;
@@ -337,7 +336,7 @@ class FingerprintLanes {
   /** An event id: see {@link fingerprintOf}. */
   addId(id: string): void {
     let { a, b } = this;
-    const end = id.length > ID_PREFIX && id.indexOf(":") === -1 ? ID_PREFIX : id.length;
+    const end = hashedIdLength(id);
     for (let i = 0; i < end; i++) {
       const c = id.charCodeAt(i);
       a = Math.imul(a ^ c, 0x01000193);

@@ -33,6 +33,13 @@ export interface DeliveryJournalOptions {
   compactAfterBytes?: number;
 }
 
+/** A dead letter without its message: what the per-room cap needs to pick and log. */
+export interface DeadLetterSummary {
+  id: string;
+  hookId: string;
+  failure: DeliveryFailure;
+}
+
 /** One stored job: its record as written, so compaction copies it instead of serialising it again. */
 interface StoredJob {
   id: string;
@@ -177,9 +184,9 @@ export class DeliveryJournal {
    * A room's dead letters, the one that failed longest ago first: ids and failures only, without
    * reading the stored messages back (cheap enough to run on every new dead letter).
    */
-  failedInRoom(roomId: string): { id: string; hookId: string; failure: DeliveryFailure }[] {
+  failedInRoom(roomId: string): DeadLetterSummary[] {
     this.assertOpen();
-    const letters: { id: string; hookId: string; failure: DeliveryFailure }[] = [];
+    const letters: DeadLetterSummary[] = [];
     for (const stored of this.jobs.values()) {
       if (stored.failure && stored.roomId === roomId)
         letters.push({ id: stored.id, hookId: stored.hookId, failure: stored.failure });

@@ -46,7 +46,7 @@ export class NedbHookStore implements HookStore {
     logger: Logger;
   }): Promise<NedbHookStore> {
     const file = await NedbFile.open({
-      dataDir: options.dataDir ?? ".",
+      dataDir: options.dataDir,
       name: "hooks",
       inMemory: options.inMemory ?? false,
       logger: options.logger,

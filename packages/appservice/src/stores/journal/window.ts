@@ -1,16 +1,8 @@
 import { randomInt } from "node:crypto";
+import { hashedIdLength } from "../../event-ids.js";
 
 /** A 32-bit hash of an id; see {@link seededFnv1a}. */
 export type IdHash = (id: string) => number;
-
-/**
- * Leading characters hashed of an event id that is a reference hash. Since room version 3 an
- * event id is `$` and the base64 of the event's SHA-256 (43 characters, no `:`), which no one can
- * choose: its first characters are as random as all of it, and hashing 16 instead of 44 is most
- * of the window's hashing saved. Ids of older rooms (`$opaque:server.name`, chosen by the sending
- * server; a homeserver refuses them without the `:`) are hashed whole.
- */
-const REFERENCE_HASH_PREFIX = 16;
 
 /**
  * FNV-1a over the UTF-16 code units, from a random starting value: a few dozen ns for an event id.
@@ -20,8 +12,8 @@ const REFERENCE_HASH_PREFIX = 16;
 export function seededFnv1a(seed: number = randomInt(0x7fffffff)): IdHash {
   const basis = (0x811c9dc5 ^ seed) | 0;
   return (id) => {
-    const end =
-      id.length > REFERENCE_HASH_PREFIX && id.indexOf(":") === -1 ? REFERENCE_HASH_PREFIX : id.length;
+    // A reference hash by its first characters only: see `hashedIdLength`.
+    const end = hashedIdLength(id);
     let hash = basis;
     for (let i = 0; i < end; i++) {
       hash ^= id.charCodeAt(i);

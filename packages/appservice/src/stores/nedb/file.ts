@@ -65,8 +65,13 @@ export class NedbFile {
       if (!options.dataDir) throw new StoreValueError(`Store "${options.name}" needs a dataDir or inMemory`);
       filename = path.join(options.dataDir, `${options.name}.db`);
       const maxCorrupt = options.maxCorruptLines ?? 1;
-      await escapeLineSeparatorsInDatafile(filename, logger);
-      const scan = await scanDatafile(filename);
+      // NeDB loads the `~` temp file when a crash hit between writing it and renaming it.
+      const file = existsSync(filename) ? filename : `${filename}~`;
+      let scan = await scanDatafile(file);
+      if (scan.unescapedSeparators) {
+        await escapeLineSeparators(file, logger);
+        scan = await scanDatafile(file);
+      }
       if (scan.corruptLines.length > maxCorrupt) {
         throw new StoreCorruptError(scan.file, scan.corruptLines, scan.totalLines, maxCorrupt);
       }
@@ -173,21 +178,11 @@ export const nedbLineSafeSerialization = {
 };
 
 /**
- * Rewrites a datafile (or the temp file NeDB left) that an earlier version wrote with unescaped
- * separators inside strings, escaping them: the same documents, each on one line again. Outside a
- * JSON string they cannot occur, so escaping changes no value. Temp file, fsync, rename.
+ * Rewrites a datafile that an earlier version wrote with unescaped separators inside strings,
+ * escaping them: the same documents, each on one line again. Outside a JSON string they cannot
+ * occur, so escaping changes no value. Temp file, fsync, rename.
  */
-async function escapeLineSeparatorsInDatafile(filename: string, logger: Logger): Promise<void> {
-  const file = existsSync(filename) ? filename : `${filename}~`;
-  if (!existsSync(file)) return;
-  let found = false;
-  for await (const chunk of createReadStream(file, "utf8")) {
-    if (UNESCAPED_SEPARATOR.test(chunk as string)) {
-      found = true;
-      break;
-    }
-  }
-  if (!found) return;
+async function escapeLineSeparators(file: string, logger: Logger): Promise<void> {
   const temp = `${file}.escaping`;
   const out = await open(temp, "w");
   try {
@@ -205,6 +200,8 @@ interface DatafileScan {
   file: string;
   corruptLines: number[];
   totalLines: number;
+  /** Separators inside strings that NeDB would cut at (see {@link nedbLineSafeSerialization}). */
+  unescapedSeparators: boolean;
 }
 
 /**
@@ -212,10 +209,8 @@ interface DatafileScan {
  * silently when below its threshold, and we want both a strict absolute limit and a log line
  * naming them.
  */
-async function scanDatafile(filename: string): Promise<DatafileScan> {
-  // NeDB loads the `~` temp file when a crash hit between writing it and renaming it.
-  const file = existsSync(filename) ? filename : `${filename}~`;
-  const result: DatafileScan = { file, corruptLines: [], totalLines: 0 };
+async function scanDatafile(file: string): Promise<DatafileScan> {
+  const result: DatafileScan = { file, corruptLines: [], totalLines: 0, unescapedSeparators: false };
   if (!existsSync(file)) return result;
   let lineNo = 0;
   const check = (line: string) => {
@@ -230,6 +225,7 @@ async function scanDatafile(filename: string): Promise<DatafileScan> {
   };
   let carry = "";
   for await (const chunk of createReadStream(file, "utf8")) {
+    if (UNESCAPED_SEPARATOR.test(chunk as string)) result.unescapedSeparators = true;
     const lines = (carry + (chunk as string)).split(NEDB_LINE_BREAK);
     carry = lines.pop() ?? "";
     for (const line of lines) check(line);
