@@ -47,6 +47,14 @@ export interface TransactionStore<E = unknown> extends Closable {
    */
   remove(seqs: readonly number[]): Promise<void>;
   count(): Promise<number>;
+  /**
+   * Optional, for a store that is also the processed-event store (`sharesJournalWith`): every
+   * event of the transaction was handled and its id committed (`commitSync`), and its done-mark
+   * will follow in a later `complete`. The store may free the transaction's content now instead of
+   * holding it until then, and leave it out of a compaction: the window written with it names the
+   * events.
+   */
+  releaseHandled?(seq: number): void;
 }
 
 /**

@@ -92,6 +92,8 @@ interface TxnProgress {
   remaining: number;
   /** `performance.now()` at enqueue, for the latency histogram. */
   enqueuedAt: number;
+  /** An event of it was handled without a claim: its id is only written at the next flush. */
+  unclaimed?: boolean;
 }
 
 interface RoomQueue<E> {
@@ -626,11 +628,16 @@ export class EventDispatcher<E extends DispatchableEvent> {
       } else {
         // An id not claimed must be seen by de-duplication until it is written.
         this.unflushed.add(handledId);
+        txn.unclaimed = true;
         (this.claims ? this.doneLooseIds : this.doneIds).push(handledId);
       }
     }
     txn.remaining -= 1;
-    if (txn.remaining === 0) this.doneSeqs.push(txn.seq);
+    if (txn.remaining === 0) {
+      this.doneSeqs.push(txn.seq);
+      // Its ids are in the window now: the store need not keep its body until the flush.
+      if (this.completes && !txn.unclaimed) this.transactions.releaseHandled?.(txn.seq);
+    }
     this.scheduleFlush();
   }
 

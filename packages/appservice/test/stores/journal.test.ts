@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { appendFile, mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { appendFile, copyFile, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { silentLogger } from "../../src/logging.js";
 import { StoreClosedError, StoreCorruptError, StoreError } from "../../src/stores/errors.js";
@@ -350,6 +350,39 @@ describe("Transaction journal", () => {
         txns.filter((seq) => !done.includes(seq as number)),
         [kept.seq],
       );
+      await journal.close();
+    });
+
+    it("leaves a transaction released as handled out of a compaction; its ids stay in the window", async () => {
+      const journal = await open();
+      const handled = await journal.append("t1", [ev("$1"), ev("$2")]);
+      await journal.append("t2", [ev("$3")]);
+      for (const id of ["$1", "$2"]) {
+        const claim = journal.processedEvents.claimSync(id);
+        assert.notEqual(claim, undefined);
+        journal.processedEvents.commitSync(id, claim as number);
+      }
+      journal.releaseHandled(handled.seq);
+      assert.deepEqual(ids(await journal.pending()), [["$3"]], "not handed out again");
+      assert.equal(await journal.count(), 2, "still counted until its done mark");
+
+      // Killed before its done mark and before any compaction: the file still replays it.
+      await copyFile(file, path.join(dir, "early.journal"));
+      const early = await open({ fileName: "early.journal" });
+      assert.deepEqual(ids(await early.pending()), [["$1", "$2"], ["$3"]]);
+      await early.close();
+
+      await journal.compact();
+      const txns = (await records()).filter((r) => r.op === "txn").map((r) => r.txnId);
+      assert.deepEqual(txns, ["t2"], "the compacted file holds only the unhandled transaction");
+      // The done mark still comes, after the compaction: replaying it must not disturb anything.
+      await journal.remove([handled.seq]);
+      await copyFile(file, path.join(dir, "late.journal"));
+      const late = await open({ fileName: "late.journal" });
+      assert.deepEqual(ids(await late.pending()), [["$3"]]);
+      assert.equal(late.processedEvents.hasSync("$1"), true);
+      assert.equal(late.processedEvents.hasSync("$2"), true);
+      await late.close();
       await journal.close();
     });
 

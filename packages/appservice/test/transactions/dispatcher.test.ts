@@ -525,4 +525,55 @@ describe("EventDispatcher on the transaction journal file", () => {
     await d.stop();
     await stores.close();
   });
+
+  it("lets the journal free a handled transaction before its done mark, unless an id went unclaimed", async () => {
+    const journal = await TransactionJournal.open<MatrixEvent>({ dataDir, logger: silentLogger() });
+    const released: number[] = [];
+    const release = journal.releaseHandled.bind(journal);
+    journal.releaseHandled = (seq) => {
+      released.push(seq);
+      release(seq);
+    };
+    const processed = journal.processedEvents;
+    const claim = processed.claimSync.bind(processed);
+    processed.claimSync = (id) => {
+      if (id === "$lookup-fails") throw new Error("disk on fire");
+      return claim(id);
+    };
+    const handled: string[] = [];
+    const d = new EventDispatcher<MatrixEvent>({
+      handler: async (event) => {
+        handled.push(event.event_id);
+      },
+      transactions: journal,
+      processed,
+      logger: silentLogger(),
+      flushIntervalMs: 60_000, // no done mark during the test unless asked for
+    });
+    await d.start();
+    const a = await journal.append("a", [roomEvent("$a1", "!r1:hs"), roomEvent("$a2", "!r2:hs")]);
+    d.enqueue(a);
+    const b = await journal.append("b", [roomEvent("$lookup-fails", "!r1:hs")]);
+    d.enqueue(b);
+    await until(() => handled.length === 3, 5_000, "all three handled");
+    assert.deepEqual(released, [a.seq], "b's id is only written at the flush: b must stay in the file");
+
+    // Killed after a compaction but before the done marks: `a` is not handled again, `b` is.
+    await journal.compact();
+    await copyFile(path.join(dataDir, "transactions.journal"), path.join(dataDir, "copy.journal"));
+    const replayed = await TransactionJournal.open<MatrixEvent>({
+      dataDir,
+      fileName: "copy.journal",
+      logger: silentLogger(),
+    });
+    assert.deepEqual(
+      (await replayed.pending()).map((t) => t.txnId),
+      ["b"],
+    );
+    assert.equal(replayed.processedEvents.hasSync("$a1"), true);
+    await replayed.close();
+    assert.equal(await d.drain(), true);
+    await d.stop();
+    await journal.close();
+  });
 });

@@ -60,8 +60,11 @@ interface PendingEntry<E> {
   seq: number;
   txnId: string;
   receivedAt: number;
-  /** The record as written, newline included; compaction copies it unchanged. */
-  record: Content;
+  /**
+   * The record as written, newline included; compaction copies it unchanged. Undefined once the
+   * transaction is handled (see `releaseHandled`): it is then left out of compactions.
+   */
+  record: Content | undefined;
   /**
    * Only without a file, or until handed out after a replay. Otherwise `pending()` parses the
    * record again: holding every event here until its done-mark would keep them alive well past
@@ -160,6 +163,8 @@ export class TransactionJournal<E = unknown> implements TransactionStore<E> {
     this.assertOpen();
     const txns: PendingTransaction<E>[] = [];
     for (const entry of this.pendingTxns.values()) {
+      // Handled already, its done-mark still to come (see `releaseHandled`).
+      if (entry.record === undefined) continue;
       const events =
         entry.events ?? (eventsOf(JSON.parse(contentText(entry.record))) as E[] | undefined) ?? [];
       // Without a file there is no record to parse again: the events stay.
@@ -167,6 +172,17 @@ export class TransactionJournal<E = unknown> implements TransactionStore<E> {
       txns.push({ seq: entry.seq, txnId: entry.txnId, events: [...events], receivedAt: entry.receivedAt });
     }
     return txns.sort((a, b) => a.seq - b.seq);
+  }
+
+  /**
+   * Drops a handled transaction's record (mostly the request body, ~33 KB for 100 events) before
+   * its done-mark: held until the completions' flush it outlived young-generation collections,
+   * and compactions in between copied it. A crash before the done-mark replays it from the file;
+   * a compaction before it leaves it out, its ids being in the window it writes.
+   */
+  releaseHandled(seq: number): void {
+    const entry = this.pendingTxns.get(seq);
+    if (entry && this.file) entry.record = undefined;
   }
 
   async remove(seqs: readonly number[]): Promise<void> {
@@ -276,6 +292,7 @@ export class TransactionJournal<E = unknown> implements TransactionStore<E> {
       parts.push(`{"op":"ids","ids":${JSON.stringify(ids.slice(i, i + IDS_PER_RECORD))}}\n`);
     }
     for (const entry of this.pendingTxns.values()) {
+      if (entry.record === undefined) continue;
       if (typeof entry.record === "string") parts.push(entry.record);
       else parts.push(...entry.record);
     }
