@@ -81,7 +81,7 @@ export class TransactionLoad {
     private readonly rooms = 50,
   ) {}
 
-  private put(body: string): Promise<{ ms: number; ok: boolean }> {
+  private put(body: Buffer): Promise<{ ms: number; ok: boolean }> {
     const txnId = `bench-${process.pid}-${this.sent++}`;
     const start = performance.now();
     return new Promise((resolve) => {
@@ -95,7 +95,7 @@ export class TransactionLoad {
           headers: {
             authorization: `Bearer ${this.hsToken}`,
             "content-type": "application/json",
-            "content-length": Buffer.byteLength(body),
+            "content-length": body.byteLength,
           },
         },
         (res) => {
@@ -109,28 +109,52 @@ export class TransactionLoad {
   }
 
   /**
-   * The bodies of the next `count` transactions, built before the clock starts: serialising a
-   * transaction costs the load generator about as much CPU as parsing it costs the server, and on
-   * a small machine that would measure the client as much as the server.
+   * The bodies of the next `count` transactions, built and encoded before the clock starts:
+   * serialising a transaction costs the load generator about as much CPU as parsing it costs the
+   * server, and on a small machine that would measure the client as much as the server. Encoded as
+   * bytes for the same reason: a string body is encoded to UTF-8 again on every send.
    */
-  private prepare(count: number): string[] {
-    return Array.from({ length: count }, () => makeTransaction(this.seq++, this.eventsPerTxn, this.rooms));
+  private prepare(count: number): Buffer[] {
+    return Array.from({ length: count }, () =>
+      Buffer.from(makeTransaction(this.seq++, this.eventsPerTxn, this.rooms)),
+    );
   }
 
-  /** As many transactions as the server takes, `concurrency` in flight (Synapse sends one at a time). */
-  async closedLoop(transactions: number, concurrency: number): Promise<LoadSample> {
+  /**
+   * As many transactions as the server takes, `concurrency` in flight (Synapse sends one at a
+   * time). With `settle`, the first `settle` answers are not counted: the sample starts at the
+   * last of them (and `onSettled` is called then), once the server has finished whatever the
+   * previous load left it and runs in its steady state.
+   */
+  async closedLoop(
+    transactions: number,
+    concurrency: number,
+    options: { settle?: number; onSettled?: () => void } = {},
+  ): Promise<LoadSample> {
+    const settle = Math.min(options.settle ?? 0, transactions - 1);
     const latencies: number[] = [];
     let errors = 0;
+    let answered = 0;
     const bodies = this.prepare(transactions);
     let next = 0;
-    const start = performance.now();
+    let start = performance.now();
+    if (settle === 0) options.onSettled?.();
     await Promise.all(
       Array.from({ length: concurrency }, async () => {
         while (next < bodies.length) {
-          const body = bodies[next++] as string;
+          const body = bodies[next++] as Buffer;
           const { ms, ok } = await this.put(body);
-          latencies.push(ms);
+          // Every failure counts, settling or not.
           if (!ok) errors++;
+          answered += 1;
+          if (answered <= settle) {
+            if (answered === settle) {
+              start = performance.now();
+              options.onSettled?.();
+            }
+            continue;
+          }
+          latencies.push(ms);
         }
       }),
     );
@@ -150,7 +174,7 @@ export class TransactionLoad {
       const due = start + i * interval;
       const wait = due - performance.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      const body = bodies[i] as string;
+      const body = bodies[i] as Buffer;
       inFlight.push(
         this.put(body).then(({ ms, ok }) => {
           latencies.push(ms);
