@@ -51,8 +51,9 @@ export interface TransactionStore<E = unknown> extends Closable {
    * Optional, for a store that is also the processed-event store (`sharesJournalWith`): every
    * event of the transaction was handled and its id committed (`commitSync`), and its done-mark
    * will follow in a later `complete`. The store may free the transaction's content now instead of
-   * holding it until then, and leave it out of a compaction: the window written with it names the
-   * events.
+   * holding it until then, and leave it out of a compaction: its events were handled, and the
+   * window written with it names them (unless they were evicted since). `pending()` still lists it,
+   * without events, until its done-mark.
    */
   releaseHandled?(seq: number): void;
 }

@@ -571,9 +571,89 @@ describe("EventDispatcher on the transaction journal file", () => {
       ["b"],
     );
     assert.equal(replayed.processedEvents.hasSync("$a1"), true);
+    assert.equal(replayed.processedEvents.hasSync("$a2"), true);
     await replayed.close();
+
+    // The done marks still come, and replay cleanly after the compaction that dropped `a`.
     assert.equal(await d.drain(), true);
+    assert.equal(await journal.count(), 0);
+    await copyFile(path.join(dataDir, "transactions.journal"), path.join(dataDir, "copy2.journal"));
+    const final = await TransactionJournal.open<MatrixEvent>({
+      dataDir,
+      fileName: "copy2.journal",
+      logger: silentLogger(),
+    });
+    assert.equal(await final.count(), 0);
+    assert.deepEqual(final.processedEvents.windowIds().sort(), ["$a1", "$a2", "$lookup-fails"]);
+    await final.close();
     await d.stop();
+    await journal.close();
+  });
+
+  it("marks done, in the next run, a released transaction whose done mark failed to be written", async () => {
+    const journal = await TransactionJournal.open<MatrixEvent>({ dataDir, logger: silentLogger() });
+    const processed = journal.processedEvents;
+    const complete = processed.complete.bind(processed);
+    let failing = true;
+    processed.complete = async (completion) => {
+      if (failing) throw new Error("disk full");
+      return complete(completion);
+    };
+    const handled: string[] = [];
+    const options = {
+      handler: async (event: MatrixEvent) => {
+        handled.push(event.event_id);
+      },
+      transactions: journal,
+      processed,
+      logger: silentLogger(),
+      flushIntervalMs: 60_000,
+    };
+    const first = new EventDispatcher<MatrixEvent>(options);
+    await first.start();
+    const a = await journal.append("a", [roomEvent("$a1", "!r1:hs")]);
+    first.enqueue(a);
+    await until(() => handled.length === 1, 5_000, "$a1 handled");
+    await first.stop(); // its last flush fails: no done mark
+    assert.equal(await journal.count(), 1);
+
+    failing = false;
+    const second = new EventDispatcher<MatrixEvent>(options);
+    assert.equal(await second.start(), 0, "nothing to handle again");
+    assert.equal(await second.drain(), true);
+    assert.deepEqual(handled, ["$a1"]);
+    assert.equal(await journal.count(), 0, "its done mark is written");
+    await second.stop();
+    await journal.close();
+  });
+
+  it("frees nothing early when the processed ids live in another store", async () => {
+    const journal = await TransactionJournal.open<MatrixEvent>({ dataDir, logger: silentLogger() });
+    const other = await TransactionJournal.open<MatrixEvent>({
+      dataDir,
+      fileName: "other.journal",
+      logger: silentLogger(),
+    });
+    const released: number[] = [];
+    journal.releaseHandled = (seq) => {
+      released.push(seq);
+    };
+    const handled: string[] = [];
+    const d = new EventDispatcher<MatrixEvent>({
+      handler: async (event) => {
+        handled.push(event.event_id);
+      },
+      transactions: journal,
+      processed: other.processedEvents,
+      logger: silentLogger(),
+    });
+    await d.start();
+    d.enqueue(await journal.append("a", [roomEvent("$a1", "!r1:hs")]));
+    await until(() => handled.length === 1, 5_000, "$a1 handled");
+    assert.equal(await d.drain(), true);
+    assert.deepEqual(released, [], "the window that would name its events is not written with it");
+    await d.stop();
+    await other.close();
     await journal.close();
   });
 });

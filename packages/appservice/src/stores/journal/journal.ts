@@ -158,15 +158,19 @@ export class TransactionJournal<E = unknown> implements TransactionStore<E> {
     }
   }
 
-  /** Every transaction not yet removed, oldest first. */
+  /**
+   * Every transaction not yet removed, oldest first. One released as handled (`releaseHandled`)
+   * whose done-mark never came (its write failed as the dispatcher stopped) comes without events,
+   * so the next dispatcher writes the mark at once instead of handling it again.
+   */
   async pending(): Promise<PendingTransaction<E>[]> {
     this.assertOpen();
     const txns: PendingTransaction<E>[] = [];
     for (const entry of this.pendingTxns.values()) {
-      // Handled already, its done-mark still to come (see `releaseHandled`).
-      if (entry.record === undefined) continue;
       const events =
-        entry.events ?? (eventsOf(JSON.parse(contentText(entry.record))) as E[] | undefined) ?? [];
+        entry.record === undefined
+          ? []
+          : (entry.events ?? (eventsOf(JSON.parse(contentText(entry.record))) as E[] | undefined) ?? []);
       // Without a file there is no record to parse again: the events stay.
       if (this.file) entry.events = undefined;
       txns.push({ seq: entry.seq, txnId: entry.txnId, events: [...events], receivedAt: entry.receivedAt });
@@ -178,7 +182,9 @@ export class TransactionJournal<E = unknown> implements TransactionStore<E> {
    * Drops a handled transaction's record (mostly the request body, ~33 KB for 100 events) before
    * its done-mark: held until the completions' flush it outlived young-generation collections,
    * and compactions in between copied it. A crash before the done-mark replays it from the file;
-   * a compaction before it leaves it out, its ids being in the window it writes.
+   * a compaction before it leaves it out: its events were handled, and their ids are in the
+   * window it writes unless evicted since (or held by a transaction still pending, for an event
+   * skipped as a copy of one still running).
    */
   releaseHandled(seq: number): void {
     const entry = this.pendingTxns.get(seq);
