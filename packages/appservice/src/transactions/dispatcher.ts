@@ -371,8 +371,8 @@ export class EventDispatcher<E extends DispatchableEvent> {
   /**
    * `performance.now()`, read once per run of synchronous code and microtasks (and every 32
    * handlers started in one pump, which only a backlog's budget allows): handlers that settle
-   * together (often dozens in a row) share one
-   * reading instead of paying ~70 ns each. The latency histogram's first bucket is 1 ms.
+   * together (often dozens in a row) share one reading instead of paying ~70 ns each. The latency
+   * histogram's first bucket is 1 ms.
    */
   private now(): number {
     if (this.cachedNow === undefined) {

@@ -322,28 +322,25 @@ class FingerprintLanes {
   private b = 0x01000193;
 
   add(text: string): void {
+    // A newline after it, so the texts "ab", "c" and "a", "bc" differ.
+    this.mix(text, text.length, 0x0a);
+  }
+
+  /** An event id: see {@link fingerprintOf}. Its length ends it, as it may be hashed in part. */
+  addId(id: string): void {
+    this.mix(id, hashedIdLength(id), id.length);
+  }
+
+  /** The first `end` characters of `text`, then `terminator`. */
+  private mix(text: string, end: number, terminator: number): void {
     let { a, b } = this;
-    for (let i = 0; i < text.length; i++) {
+    for (let i = 0; i < end; i++) {
       const c = text.charCodeAt(i);
       a = Math.imul(a ^ c, 0x01000193);
       b = Math.imul(b ^ c, 0x5bd1e995);
     }
-    // A separator, so ids ["ab", "c"] and ["a", "bc"] differ.
-    this.a = Math.imul(a ^ 0x0a, 0x01000193);
-    this.b = Math.imul(b ^ 0x0a, 0x5bd1e995) ^ (b >>> 15);
-  }
-
-  /** An event id: see {@link fingerprintOf}. */
-  addId(id: string): void {
-    let { a, b } = this;
-    const end = hashedIdLength(id);
-    for (let i = 0; i < end; i++) {
-      const c = id.charCodeAt(i);
-      a = Math.imul(a ^ c, 0x01000193);
-      b = Math.imul(b ^ c, 0x5bd1e995);
-    }
-    this.a = Math.imul(a ^ id.length, 0x01000193);
-    this.b = Math.imul(b ^ id.length, 0x5bd1e995) ^ (b >>> 15);
+    this.a = Math.imul(a ^ terminator, 0x01000193);
+    this.b = Math.imul(b ^ terminator, 0x5bd1e995) ^ (b >>> 15);
   }
 
   digest(count: number): string {
